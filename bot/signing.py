@@ -56,3 +56,11 @@ def sign_push(token: str, xml: str, *, appid: str = "", aes_key: str | None = No
     encrypted = encrypted.decode() if isinstance(encrypted, bytes) else encrypted
     query |= {"encrypt_type": "aes", "msg_signature": signature(token, ts, nonce, encrypted)}
     return query, xml_message({"ToUserName": "", "Encrypt": encrypted})
+
+
+def encrypt_reply(token: str, appid: str, aes_key: str, xml: str, timestamp: str, nonce: str) -> str:
+    """The safe-mode envelope WeChat expects around a passive reply."""
+    encrypted = aes_cipher(aes_key).encrypt(xml, appid)
+    encrypted = encrypted.decode() if isinstance(encrypted, bytes) else encrypted
+    return xml_message({"Encrypt": encrypted, "MsgSignature": signature(token, timestamp, nonce, encrypted),
+                        "TimeStamp": int(timestamp), "Nonce": nonce})

@@ -1,8 +1,11 @@
 """Plain values passed between the gateway and the handlers: no XML, HTTP or WeChat here."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from storage.writer import Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,7 +14,7 @@ class Inbound:
 
     openid: str
     kind: str  # text, image, voice, location, video, link, event, ...
-    received_at: datetime
+    received_at: datetime  # naive UTC
     dedupe_key: str
     text: str = ""  # text content, or the speech Recognition of a voice message
     event: str = ""  # subscribe, unsubscribe, click, view, scan, location ...
@@ -23,17 +26,15 @@ class Inbound:
     label: str = ""  # a location's address label
 
 
-@dataclass(frozen=True, slots=True)
-class Notice:
-    """A message for someone other than the sender, delivered later through the outbox."""
-
-    openid: str
-    text: str
-
-
 @dataclass(slots=True)
 class Outcome:
-    """What a handler decided: the passive reply, and whether it must be stored before replying."""
+    """What a handler decided.
 
-    reply: str
-    notices: list[Notice] = field(default_factory=list)
+    `reply` is the passive reply. When `unit` is set, the reply may only be sent after the unit is
+    committed (the caller adds the inbound record to it). `after_commit` runs once it is.
+    `reply` None means answer WeChat with `success` and show nothing.
+    """
+
+    reply: str | None
+    unit: Unit | None = None
+    after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

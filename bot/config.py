@@ -1,0 +1,98 @@
+"""Settings from environment variables. A missing or malformed one stops the start and is named."""
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from storage.db import DEFAULT_URL, async_url
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    wechat_token: str
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_aes_key: str | None = None
+    database_url: str = DEFAULT_URL
+    redis_url: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    max_body_bytes: int = 64 * 1024
+    timestamp_window_s: int = 300
+    rate_limit_count: int = 20
+    rate_limit_window_s: int = 60
+    reply_cache_s: int = 300
+    attach_window_s: int = 600
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def embedded(self) -> bool:
+        return async_url(self.database_url).startswith("sqlite")
+
+
+# name -> (field, parser); documented in README's configuration table
+_INTS = {
+    "LINLI_MAX_BODY_BYTES": "max_body_bytes",
+    "LINLI_TIMESTAMP_WINDOW_S": "timestamp_window_s",
+    "LINLI_RATE_LIMIT_COUNT": "rate_limit_count",
+    "LINLI_RATE_LIMIT_WINDOW_S": "rate_limit_window_s",
+    "LINLI_REPLY_CACHE_S": "reply_cache_s",
+    "LINLI_ATTACH_WINDOW_S": "attach_window_s",
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    token = env.get("LINLI_WECHAT_TOKEN", "")
+    if not token:
+        raise ConfigError("LINLI_WECHAT_TOKEN is not set: it must match the Token in the WeChat admin console")
+    if not (3 <= len(token) <= 32 and token.isascii() and token.isalnum()):
+        raise ConfigError("LINLI_WECHAT_TOKEN is malformed: WeChat tokens are 3-32 letters or digits")
+    values: dict = {"wechat_token": token}
+    values["wechat_appid"] = appid = env.get("LINLI_WECHAT_APPID", "")
+    if appid and not (appid.startswith("wx") and appid.isascii() and appid.isalnum()):
+        raise ConfigError("LINLI_WECHAT_APPID is malformed: an AppID looks like wx1234567890abcdef")
+    values["wechat_secret"] = env.get("LINLI_WECHAT_SECRET", "")
+    if aes_key := env.get("LINLI_WECHAT_AES_KEY"):
+        if len(aes_key) != 43 or not _is_base64(aes_key + "="):
+            raise ConfigError("LINLI_WECHAT_AES_KEY is malformed: the EncodingAESKey has 43 letters and digits")
+        if not appid:
+            raise ConfigError("LINLI_WECHAT_APPID is not set: safe mode (LINLI_WECHAT_AES_KEY) needs it")
+        values["wechat_aes_key"] = aes_key
+    if url := env.get("DATABASE_URL"):
+        try:
+            async_url(url)
+        except Exception as exc:
+            raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+        values["database_url"] = url
+    if redis_url := env.get("REDIS_URL"):
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("REDIS_URL is malformed: use redis://HOST:PORT/DB")
+        values["redis_url"] = redis_url
+    if base := env.get("LINLI_WECHAT_API_BASE"):
+        if not base.startswith(("http://", "https://")):
+            raise ConfigError("LINLI_WECHAT_API_BASE is malformed: use http(s)://HOST[:PORT]")
+        values["wechat_api_base"] = base.rstrip("/")
+    for name, field in _INTS.items():
+        if (raw := env.get(name)) is not None:
+            if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+                raise ConfigError(f"{name} is malformed: expected a positive whole number, got {raw!r}")
+            values[field] = int(raw)
+    if (sync := env.get("LINLI_SQLITE_SYNCHRONOUS")) is not None:
+        if sync.upper() not in ("FULL", "NORMAL"):
+            raise ConfigError("LINLI_SQLITE_SYNCHRONOUS is malformed: FULL or NORMAL")
+        values["sqlite_synchronous"] = sync.upper()
+    return Settings(**values)
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False

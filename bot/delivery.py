@@ -1,0 +1,109 @@
+"""One push, delivered exactly once: dedupe, rate limit, route to a handler, store, remember the reply.
+
+WeChat re-sends a push it got no answer for within 5 s, up to 3 times, and possibly while the first is
+still being handled. The first delivery claims the push's key in the shared state; a retry waits for the
+first one's reply and returns it unchanged. The database's unique key on the inbound record is the last
+line of defence when the shared state has forgotten (a Redis restart): the retry then finds the stored
+reply instead of writing anything twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from handlers import texts
+from handlers.context import Context
+from handlers.router import route
+from handlers.types import Inbound
+from storage import tickets as repo
+from storage.models import InboundMessage
+from storage.writer import Duplicate, Writer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Limits:
+    reply_cache_s: float = 300  # how long a retry gets the first reply from the shared state
+    retry_wait_s: float = 4.0  # how long a concurrent retry waits for the first delivery's reply
+    write_timeout_s: float = 3.5  # WeChat gives up after 5 s; answer before that, stored or not
+    rate_count: int = 20  # messages per resident …
+    rate_window_s: float = 60  # … per this many seconds
+
+
+class Delivery:
+    def __init__(self, ctx: Context, writer: Writer, limits: Limits | None = None) -> None:
+        self.ctx, self.writer, self.limits = ctx, writer, limits or Limits()
+
+    async def deliver(self, msg: Inbound) -> str | None:
+        """The reply text for this push (None: answer `success`)."""
+        key = msg.dedupe_key
+        if not await self._claim(key):
+            earlier = await self._wait_for_reply(key)
+            if earlier is not None:
+                return earlier or None
+            # The first delivery died or the state was lost: handle it; the database refuses a second record.
+        if await self._over_rate(msg.openid):
+            await self._remember(key, texts.RATE_LIMITED)
+            return texts.RATE_LIMITED
+        try:
+            reply = await self._handle(msg)
+        except Exception:
+            log.exception("could not handle %s", key)
+            await self._forget(key)  # so that WeChat's retry gets a fresh try
+            return texts.TRY_AGAIN_LATER
+        await self._remember(key, reply or "")
+        return reply
+
+    async def _handle(self, msg: Inbound) -> str | None:
+        outcome = await route(msg, self.ctx)
+        if outcome.unit is None:
+            return outcome.reply
+        unit = outcome.unit
+        unit.dedupe_key = msg.dedupe_key
+        unit.add(InboundMessage, dedupe_key=msg.dedupe_key, openid=msg.openid, kind=msg.kind,
+                 received_at=msg.received_at, reply=outcome.reply or "")
+        try:
+            # shield: a slow commit still completes; the resident is just not told about it this time
+            await asyncio.wait_for(asyncio.shield(self.writer.write(unit)), self.limits.write_timeout_s)
+        except Duplicate:
+            async with self.ctx.sessions() as session:
+                return (await repo.stored_reply(session, msg.dedupe_key)) or None
+        for step in outcome.after_commit:
+            await _quietly(step(), "after-commit step")
+        return outcome.reply
+
+    async def _claim(self, key: str) -> bool:
+        claimed = await _quietly(self.ctx.state.claim("claim:" + key, "1", self.limits.reply_cache_s), "claim")
+        return claimed is not False  # state unreachable: go on, the database still dedupes
+
+    async def _wait_for_reply(self, key: str) -> str | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.retry_wait_s
+        delay = 0.005
+        while True:
+            reply = await _quietly(self.ctx.state.get("reply:" + key), "reply lookup")
+            if reply is not None or loop.time() >= deadline:
+                return reply
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def _over_rate(self, openid: str) -> bool:
+        count = await _quietly(self.ctx.state.hit("rate:" + openid, self.limits.rate_window_s), "rate limit")
+        return count is not None and count > self.limits.rate_count
+
+    async def _remember(self, key: str, reply: str) -> None:
+        await _quietly(self.ctx.state.set("reply:" + key, reply, self.limits.reply_cache_s), "reply cache")
+
+    async def _forget(self, key: str) -> None:
+        await _quietly(self.ctx.state.delete("claim:" + key), "claim release")
+
+
+async def _quietly(awaitable, what: str):
+    """Shared state is an optimisation: when Redis is down, log it and carry on without it."""
+    try:
+        return await awaitable
+    except Exception as exc:
+        log.warning("%s failed: %s", what, exc)
+        return None

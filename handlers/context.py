@@ -1,0 +1,36 @@
+"""What a handler may use: storage, shared state, ids, the clock and a few limits."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from storage.ids import IdAllocator
+from storage.state import StateStore
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Context:
+    sessions: async_sessionmaker
+    state: StateStore
+    ticket_ids: IdAllocator
+    now: Callable[[], datetime] = utcnow  # naive UTC; tests pass a travelling clock
+    attach_window_s: float = 600  # a picture or place sent this soon after a ticket belongs to it
+    conversation_ttl_s: float = 1800
+
+    async def conversation(self, openid: str) -> dict:
+        raw = await self.state.get("conv:" + openid)
+        return json.loads(raw) if raw else {}
+
+    async def set_conversation(self, openid: str, value: dict) -> None:
+        await self.state.set("conv:" + openid, json.dumps(value, ensure_ascii=False), self.conversation_ttl_s)
+
+    async def end_conversation(self, openid: str) -> None:
+        await self.state.delete("conv:" + openid)

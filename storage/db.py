@@ -1,0 +1,42 @@
+"""Engine set-up: SQLite (WAL) as the embedded default, PostgreSQL via asyncpg in production."""
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+DEFAULT_URL = "sqlite:///linli.db"
+
+
+def async_url(url: str) -> str:
+    """Accept the plain URLs people write (postgresql://, sqlite:///) and pick the async driver."""
+    u = make_url(url)
+    driver = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+    if u.drivername in driver:
+        u = u.set(drivername=driver[u.drivername])
+    if not u.drivername.startswith(("sqlite+aiosqlite", "postgresql+asyncpg")):
+        raise ValueError(f"unsupported database {u.drivername!r}: use sqlite:///FILE or postgresql://...")
+    return u.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 10})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # every pooled connection gets the same settings
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed receipt survives power loss, not only a killed process.
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)

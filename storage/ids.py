@@ -1,0 +1,69 @@
+"""Ids that are known before the insert, so a receipt can be written in the same batch as its ticket.
+
+Each process reserves a block of ids in one short transaction and hands them out from memory. A process
+that dies loses the rest of its block: numbers may have gaps, never repeats.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.models import IdBlock
+
+_T = IdBlock.__table__
+
+
+class IdAllocator:
+    def __init__(self, engine: AsyncEngine, name: str, *, start: int = 1, block: int = 100) -> None:
+        self._engine, self._name, self._start, self._block = engine, name, start, block
+        self._next = self._end = 0
+        self._lock = asyncio.Lock()
+
+    async def next(self) -> int:
+        if self._next >= self._end:
+            async with self._lock:
+                if self._next >= self._end:
+                    self._next, self._end = await self._reserve()
+        value = self._next
+        self._next += 1
+        return value
+
+    async def _reserve(self) -> tuple[int, int]:
+        for _ in range(2):  # the first reservation of a fresh database may race another process's insert
+            try:
+                async with self._engine.begin() as conn:
+                    where = _T.c.name == self._name
+                    moved = await conn.execute(update(_T).where(where).values(next_value=_T.c.next_value + self._block))
+                    if moved.rowcount == 0:
+                        await conn.execute(insert(_T).values(name=self._name, next_value=self._start + self._block))
+                    end = (await conn.execute(select(_T.c.next_value).where(where))).scalar_one()
+                    return end - self._block, end
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not reserve ids for {self._name}")
+
+
+def damm_check_digit(number: int) -> int:
+    """Damm algorithm: catches every single wrong digit and every swap of two adjacent digits."""
+    table = (
+        (0, 3, 1, 7, 5, 9, 8, 6, 4, 2), (7, 0, 9, 2, 1, 5, 4, 8, 6, 3), (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
+        (1, 7, 5, 0, 9, 8, 3, 4, 2, 6), (6, 1, 2, 3, 0, 4, 5, 9, 7, 8), (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
+        (5, 8, 6, 9, 7, 2, 0, 1, 3, 4), (8, 9, 4, 5, 3, 6, 2, 0, 1, 7), (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
+        (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
+    )
+    interim = 0
+    for digit in str(number):
+        interim = table[interim][int(digit)]
+    return interim
+
+
+def ticket_number(ticket_id: int) -> str:
+    """The tracking number a resident reads aloud: the id plus a check digit."""
+    return f"{ticket_id}{damm_check_digit(ticket_id)}"
+
+
+def is_valid_ticket_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) >= 2 and damm_check_digit(int(text[:-1])) == int(text[-1])
