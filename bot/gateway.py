@@ -112,10 +112,13 @@ def _text(data: bytes | str) -> str:
 
 
 def dedupe_key(data: dict) -> str:
-    """MsgId for messages; sender + CreateTime + Event for events, which have no MsgId."""
+    """MsgId for messages; sender + CreateTime + Event for events, which have no MsgId.
+
+    EventKey joins the event key so that two different menu clicks within one second stay two events.
+    """
     source, created = _field(data, "FromUserName", 64), _field(data, "CreateTime", 16)
     if data.get("MsgType") == "event":
-        return f"e:{source}:{created}:{_field(data, 'Event', 40)}"
+        return f"e:{source}:{created}:{_field(data, 'Event', 40)}:{_field(data, 'EventKey', 128)}"[:128]
     if msg_id := _field(data, "MsgId", 40):
         return f"m:{msg_id}"
     return f"m:{source}:{created}:{_field(data, 'MsgType', 16)}"

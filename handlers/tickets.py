@@ -15,6 +15,7 @@ from storage.models import Attachment, Ticket, TicketEvent
 from storage.writer import Unit
 
 _MEDIA_NAMES = {"image": "照片", "location": "位置", "voice": "语音", "video": "视频"}
+_COMMON_CATEGORIES = ("environment", "property", "facilities")  # offered when the classifier has no guess
 
 
 def _handler_name(category: nlp.Category) -> str:
@@ -43,8 +44,8 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
                  text=text, created_at=now)
 
     category = nlp.CATEGORIES[verdict.category]
-    if verdict.unsure and verdict.candidates:
-        options = [code for code, _ in verdict.candidates[:3]]
+    if verdict.unsure and not verdict.emergency:  # in danger, help comes first; the category can wait
+        options = [code for code, _ in verdict.candidates[:3] if code != "other"] or list(_COMMON_CATEGORIES)
         reply = texts.choose_category(number, [nlp.CATEGORIES[c].name for c in options])
         conversation = {"step": "choose_category", "ticket": ticket_id, "number": number, "options": options}
     else:

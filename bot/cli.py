@@ -1,0 +1,104 @@
+"""The `linli` command."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import ConfigError, load_settings
+
+MENU_FILE = Path(__file__).with_name("menu.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="linli", description="邻里 Linli: community governance on WeChat")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the webhook service")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser("demo", help="try Linli locally: demo community, WeChat stand-in and a chat")
+    demo.add_argument("--safe", action="store_true", help="send pushes in safe mode (AES)")
+    demo.add_argument("--port", type=int, default=0, help="webhook port (default: any free port)")
+    demo.add_argument("--db", default="linli-demo.db", help="SQLite file of the demo (default: linli-demo.db)")
+    demo.set_defaults(run=_demo)
+
+    db = commands.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply the database migrations").set_defaults(run=_db_upgrade)
+
+    menu = commands.add_parser("menu", help="the official account's menu").add_subparsers(dest="menu_command",
+                                                                                       required=True)
+    push = menu.add_parser("push", help="install the menu definition on the official account")
+    push.add_argument("--file", type=Path, default=MENU_FILE, help=f"menu JSON (default: {MENU_FILE.name})")
+    push.set_defaults(run=_menu_push)
+
+    nlp_parser = commands.add_parser("nlp", help="train and evaluate the keyword classifier")
+    from nlp import cli as nlp_cli
+
+    nlp_cli.register(nlp_parser.add_subparsers(dest="nlp_command", required=True))
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.run(args) or 0
+    except ConfigError as exc:
+        print(f"配置错误 / configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    settings = load_settings()
+    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None)
+    return 0
+
+
+def _db_upgrade(_args) -> int:
+    from storage.db import DEFAULT_URL
+    from storage.migrate import upgrade
+
+    import os
+
+    upgrade(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    print("database is up to date")
+    return 0
+
+
+def _menu_push(args) -> int:
+    from bot.wechat_api import WeChatAPI
+    from storage.state import open_state
+
+    settings = load_settings()
+    if not (settings.wechat_appid and settings.wechat_secret):
+        raise ConfigError("LINLI_WECHAT_APPID and LINLI_WECHAT_SECRET are needed to push the menu")
+    menu = json.loads(args.file.read_text(encoding="utf-8"))
+
+    async def push() -> None:
+        api = WeChatAPI(settings.wechat_api_base, settings.wechat_appid, settings.wechat_secret,
+                        open_state(settings.redis_url))
+        try:
+            await api.create_menu(menu)
+        finally:
+            await api.close()
+
+    asyncio.run(push())
+    print("menu installed")
+    return 0
+
+
+def _demo(args) -> int:
+    from bot.demo import run_demo
+
+    return asyncio.run(run_demo(safe=args.safe, port=args.port, db_file=args.db))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

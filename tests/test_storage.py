@@ -1,0 +1,148 @@
+"""Storage: tracking numbers, id blocks, group commit, migrations and the shared-state stores."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+
+import pytest
+from hypothesis import given, strategies as st
+from sqlalchemy import func, select
+
+from storage.db import create_engine
+from storage.ids import IdAllocator, damm_check_digit, is_valid_ticket_number, ticket_number
+from storage.migrate import upgrade_async
+from storage.models import Base, InboundMessage, Ticket
+from storage.state import LockTimeout, MemoryState, RedisState
+from storage.writer import Duplicate, Unit, Writer
+
+
+@given(st.integers(min_value=10000, max_value=10**12))
+def test_every_single_digit_error_is_caught(ticket_id):
+    number = ticket_number(ticket_id)
+    assert is_valid_ticket_number(number)
+    for i, digit in enumerate(number):
+        for wrong in "0123456789":
+            if wrong != digit:
+                assert not is_valid_ticket_number(number[:i] + wrong + number[i + 1:])
+
+
+@given(st.integers(min_value=10000, max_value=10**12))
+def test_every_adjacent_swap_is_caught(ticket_id):
+    number = ticket_number(ticket_id)
+    for i in range(len(number) - 1):
+        if number[i] != number[i + 1]:
+            assert not is_valid_ticket_number(number[:i] + number[i + 1] + number[i] + number[i + 2:])
+
+
+def test_damm_known_value_and_junk():
+    assert damm_check_digit(572) == 4  # the textbook example
+    assert not any(is_valid_ticket_number(s) for s in ("", "5", "57a4", "５７２４", "-5724"))
+
+
+@pytest.fixture
+async def engine(database_url):
+    await upgrade_async(database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def test_id_allocators_in_parallel_never_hand_out_the_same_id(engine):
+    allocators = [IdAllocator(engine, "tickets", start=10000, block=7) for _ in range(3)]
+    ids = await asyncio.gather(*(a.next() for a in allocators for _ in range(40)))
+    assert len(set(ids)) == len(ids) == 120 and min(ids) >= 10000
+
+
+def ticket_unit(ticket_id: int, key: str | None) -> Unit:
+    now = datetime(2026, 11, 22, 10, 0)
+    unit = Unit(dedupe_key=key)
+    unit.add(Ticket, id=ticket_id, number=ticket_number(ticket_id), openid="o", text="t", category="other",
+             confidence=0.0, created_at=now, updated_at=now)
+    if key:
+        unit.add(InboundMessage, dedupe_key=key, openid="o", kind="text", received_at=now, reply="r")
+    return unit
+
+
+async def count(engine, model) -> int:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def test_group_commit_stores_every_unit_of_a_burst(engine):
+    writer = Writer(engine)
+    await asyncio.gather(*(writer.write(ticket_unit(10000 + i, f"k{i}")) for i in range(300)))
+    await writer.stop()
+    assert await count(engine, Ticket) == 300 and await count(engine, InboundMessage) == 300
+
+
+async def test_a_stored_dedupe_key_fails_only_its_own_unit(engine):
+    writer = Writer(engine)
+    await writer.write(ticket_unit(10000, "same"))
+    results = await asyncio.gather(writer.write(ticket_unit(10001, "same")), writer.write(ticket_unit(10002, "new")),
+                                   writer.write(ticket_unit(10003, "new")), return_exceptions=True)
+    await writer.stop()
+    assert isinstance(results[0], Duplicate) and results[1] is None and isinstance(results[2], Duplicate)
+    assert await count(engine, Ticket) == 2
+
+
+async def test_a_unit_breaking_a_constraint_does_not_sink_its_batch(engine):
+    writer = Writer(engine)
+    bad = ticket_unit(10010, "a")
+    bad.add(Ticket, id=10010, number="x", openid="o", text="t", category="other", confidence=0,
+            created_at=datetime(2026, 1, 1), updated_at=datetime(2026, 1, 1))  # same primary key twice
+    results = await asyncio.gather(writer.write(bad), writer.write(ticket_unit(10011, "b")), return_exceptions=True)
+    await writer.stop()
+    assert isinstance(results[0], Exception) and results[1] is None
+    assert await count(engine, Ticket) == 1
+
+
+async def test_migrations_match_the_models(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    def diff(sync_conn):
+        return compare_metadata(MigrationContext.configure(sync_conn), Base.metadata)
+
+    async with engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state(request):
+    if request.param == "memory":
+        store = MemoryState()
+    else:
+        store = RedisState(request.getfixturevalue("redis_url"), prefix=f"linli-test-{uuid.uuid4().hex}:")
+    yield store
+    await store.close()
+
+
+async def test_claim_is_first_come_and_expires(state):
+    assert await state.claim("k", "1", 0.2) is True
+    assert await state.claim("k", "2", 0.2) is False
+    assert await state.get("k") == "1"
+    await asyncio.sleep(0.3)
+    assert await state.get("k") is None and await state.claim("k", "3", 1) is True
+
+
+async def test_hit_counts_within_its_window(state):
+    assert [await state.hit("r", 0.3) for _ in range(3)] == [1, 2, 3]
+    await asyncio.sleep(0.4)
+    assert await state.hit("r", 0.3) == 1
+
+
+async def test_lock_excludes_and_times_out(state):
+    async with state.lock("token", ttl_s=5, wait_s=1):
+        with pytest.raises(LockTimeout):
+            async with state.lock("token", ttl_s=5, wait_s=0.1):
+                pass
+    async with state.lock("token", ttl_s=5, wait_s=0.1):
+        pass
+
+
+async def test_get_many_and_delete(state):
+    await state.set("a", "1", 10)
+    await state.set("b", "2", 10)
+    await state.delete("a")
+    assert await state.get_many(["a", "b", "c"]) == [None, "2", None]
