@@ -1,17 +1,24 @@
 """A local stand-in of the WeChat platform, for tests and `linli demo`.
 
 It plays both sides the service meets in production:
-- the WeChat API under `/cgi-bin/...` (access_token, stable_token, customer-service and template sends, menus)
-  with the real JSON shapes and error codes, the customer-service window, a daily quota per API and faults
-  injected on demand (`/_standin/faults`);
+- the WeChat API under `/cgi-bin/...` (token, stable_token, message/custom/send, message/template/send,
+  menu/create, menu/get) with the real JSON shapes and error codes, the customer-service window (a message
+  opens 48 h / 5 sends, a click, subscribe or scan 1 min / 3), and a daily quota per API (45009);
 - the resident's phone (`POST /_standin/push`): builds the XML push WeChat would send, signs it (and encrypts
   it in safe mode), POSTs it to the service's webhook and reads the passive reply.
-Everything sent to residents is recorded in order (`GET /_standin/sent`). State lives in memory; the clock is
-injectable and can be moved forward (`POST /_standin/clock`) so tests can travel past the 48 h window.
+
+Control and inspection, for tests and the simulator:
+- `POST /_standin/faults` {"mode": "http500"|"errcode"|"timeout", "errcode", "seconds", "count", "path"?}
+  fails the next `count` API calls (under `path` only, if given); a timeout waits `seconds`, then drops the
+  call without carrying it out. Faults queue up; `DELETE /_standin/faults` clears them.
+- `GET /_standin/sent?openid=&after=<seq>`: what was sent to residents, in order.
+- `GET /_standin/calls`: API calls per path. `POST /_standin/clock` {"advance": s}: move the clock forward.
+State lives in memory; the clock is injectable, and `app[STANDIN_STATE]` exposes the state in-process.
 
 Deliberate simplifications: a token from /cgi-bin/token is invalidated at once by the next fetch (the real
 platform keeps the old one usable for 5 more minutes, so the stand-in is the stricter judge); an openid counts
-as a follower once it has pushed anything, until it sends an unsubscribe event.
+as a follower once it has pushed anything, until it sends an unsubscribe event; a push the webhook does not
+answer in time is not re-sent by itself (send it again with its msg_id, or with repeat_last).
 """
 from __future__ import annotations
 
@@ -335,7 +342,7 @@ async def _stable_token(request: web.Request) -> web.Response:
         raise ApiError(40002)
     state.check_credentials(str(body.get("appid", "")), str(body.get("secret", "")))
     issued = state.fetch_stable_token(bool(body.get("force_refresh", False)))
-    return web.json_response({"access_token": issued.value, "expires_in": int(issued.expires_at - state.now())})
+    return web.json_response({"access_token": issued.value, "expires_in": round(issued.expires_at - state.now())})
 
 
 async def _custom_send(request: web.Request) -> web.Response:
@@ -367,7 +374,7 @@ def _check_menu(menu: dict) -> None:
     if not isinstance(buttons, list) or not 1 <= len(buttons) <= MENU_MAX_BUTTONS:
         raise ApiError(40016)
     for button in buttons:
-        if not isinstance(button, dict) or len(str(button.get("name", "")).encode()) not in range(1, MENU_NAME_MAX_BYTES + 1):
+        if not _name_fits(button, MENU_NAME_MAX_BYTES):
             raise ApiError(40018)
         subs = button.get("sub_button")
         if subs is None:
@@ -376,9 +383,13 @@ def _check_menu(menu: dict) -> None:
         if not isinstance(subs, list) or not 1 <= len(subs) <= MENU_MAX_SUB_BUTTONS:
             raise ApiError(40023)
         for sub in subs:
-            if not isinstance(sub, dict) or len(str(sub.get("name", "")).encode()) not in range(1, MENU_SUB_NAME_MAX_BYTES + 1):
+            if not _name_fits(sub, MENU_SUB_NAME_MAX_BYTES):
                 raise ApiError(40025)
             _check_menu_action(sub)
+
+
+def _name_fits(button: object, max_bytes: int) -> bool:
+    return isinstance(button, dict) and 1 <= len(str(button.get("name", "")).encode()) <= max_bytes
 
 
 def _check_menu_action(button: dict) -> None:
@@ -612,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
     app = create_standin(
         appid=os.environ.get("LINLI_WECHAT_APPID", "wxdemo0000000000"),
         secret=os.environ.get("LINLI_WECHAT_SECRET", "demo-secret"),
-        token=os.environ.get("LINLI_WECHAT_TOKEN", "demo-token"),
+        token=os.environ.get("LINLI_WECHAT_TOKEN", "demotoken"),
         aes_key=os.environ.get("LINLI_WECHAT_AES_KEY") or None,
         webhook_url=args.webhook, daily_quota=args.daily_quota)
     web.run_app(app, host=args.host, port=args.port)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import pytest
 import xmltodict
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.signing import aes_cipher, signature, signature_matches, xml_message
-from bot.standin import STANDIN_STATE, create_standin
+from bot.standin import STANDIN_STATE, create_standin, start_standin
 
 APPID, SECRET, TOKEN = "wx2c2769f8efd9abc2", "s3cret", "spamtest"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -354,3 +355,13 @@ async def test_empty_or_failed_replies_are_reported(standin):
 async def test_clock_can_be_moved_over_http(standin, clock):
     resp = await standin.post("/_standin/clock", json={"advance": 3600})
     assert (await resp.json())["now"] == clock.now + 3600
+
+
+async def test_start_standin_serves_on_a_free_port():
+    running = await start_standin(create_standin(appid=APPID, secret=SECRET, token=TOKEN,
+                                                 webhook_url="http://127.0.0.1:9/wechat"))
+    try:
+        async with aiohttp.ClientSession() as http, http.get(f"{running.url}/_standin/sent") as resp:
+            assert await resp.json() == []
+    finally:
+        await running.close()
