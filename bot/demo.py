@@ -1,0 +1,49 @@
+"""`linli demo`: the service on the embedded default, the WeChat stand-in and a terminal chat, in one process."""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.app import create_app
+from bot.config import Settings
+from bot.simulator import run_chat
+from bot.standin import STANDIN_STATE, create_standin, start_standin
+
+DEMO_TOKEN, DEMO_APPID, DEMO_SECRET = "demotoken", "wxdemo0000000000", "demo-secret"
+DEMO_AES_KEY = "TGlubGkgZGVtbyBBRVMga2V5LCBub3Qgc2VjcmV0ISE"  # EncodingAESKey of 43 characters, as WeChat generates them
+
+# display name -> openid; staff roles are bound by the demo seed, as an admin's invite codes would
+IDENTITIES = {
+    "张阿姨": "demo-resident-zhang",
+    "李大爷": "demo-resident-li",
+    "王网格员": "demo-worker-wang",
+    "陈主任": "demo-committee-chen",
+    "刘党员": "demo-party-liu",
+}
+
+
+def demo_settings(db_file: str, api_base: str) -> Settings:
+    return Settings(wechat_token=DEMO_TOKEN, wechat_appid=DEMO_APPID, wechat_secret=DEMO_SECRET,
+                    wechat_aes_key=DEMO_AES_KEY, database_url=f"sqlite:///{db_file}", wechat_api_base=api_base)
+
+
+async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out=print) -> int:
+    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    standin_app = create_standin(appid=DEMO_APPID, secret=DEMO_SECRET, token=DEMO_TOKEN, aes_key=DEMO_AES_KEY,
+                                 webhook_url="")
+    standin = await start_standin(standin_app)
+    runner = web.AppRunner(create_app(demo_settings(db_file, standin.url)), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    webhook = f"http://127.0.0.1:{runner.addresses[0][1]}/wechat"
+    standin_app[STANDIN_STATE].webhook_url = webhook
+    out(f"邻里演示：服务 {webhook}，微信替身 {standin.url}，数据在 {db_file}")
+    out("身份：" + "、".join(IDENTITIES))
+    try:
+        await run_chat(standin.url, IDENTITIES, start_as="张阿姨", safe=safe, input_lines=input_lines, out=out)
+    finally:
+        await runner.cleanup()
+        await standin.close()
+    return 0
