@@ -37,6 +37,7 @@ class ChatSession:
         self.http, self.base = http, standin_url.rstrip("/")
         self.identities, self.name, self.safe, self.out = identities, start_as, safe, out
         self.seen: dict[str, int] = {}  # openid -> highest /_standin/sent seq already shown
+        self.pushed: set[str] = set()  # identities that sent something in this chat, so /retry has a target
         self.printing = asyncio.Lock()  # a reply and the notifications it caused print together
 
     @property
@@ -90,6 +91,8 @@ class ChatSession:
             await self.push({"type": "event", "event": "subscribe"})
         elif command == "/click" and args:
             await self.push({"type": "event", "event": "CLICK", "event_key": args})
+        elif command == "/retry" and self.openid not in self.pushed:
+            self.out("还没有可以重发的消息。")
         elif command == "/retry":
             self.out("（重发上一条，MsgId 不变）")
             await self.push({"repeat_last": True})
@@ -131,6 +134,7 @@ class ChatSession:
                         self.out(f"（模拟器出错：{await resp.text()}）")
                         return
                     result = await resp.json()
+                    self.pushed.add(self.openid)
             except aiohttp.ClientError as e:
                 self.out(f"（连不上微信模拟服务：{e}）")
                 return

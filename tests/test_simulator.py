@@ -128,12 +128,13 @@ async def test_every_kind_of_message_and_safe_mode(chat):
     printed = await chat(
         "/safe on", "/voice 水管漏水了", "/safe off",
         "/image", "/location 30.59 114.30 江汉区某小区", "/click MY_TICKETS",
-        "/location 北京", "/voice", "/bogus", "/help")
+        "/location 北京", "/voice", "/bogus", "/help", "/as 李网格员", "/retry")
     assert "公众号：收到voice水管漏水了" in printed and "公众号：收到location江汉区某小区" in printed
     assert "公众号：收到eventMY_TICKETS" in printed and "公众号：收到image" in printed
     assert "安全模式：开" in printed and "安全模式：关" in printed
     assert "用法：/location 纬度 经度 地址" in printed and "用法：/voice 文字" in printed
     assert "没有这个命令，输入 /help 查看。" in printed and any("/as 名字" in p for p in printed)
+    assert "还没有可以重发的消息。" in printed
     kinds = [(p["MsgType"], p["safe"]) for p in chat.service.pushes]
     assert kinds == [("voice", True), ("image", False), ("location", False), ("event", False)]
     assert printed[-1] == "再见！"
