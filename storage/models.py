@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
@@ -11,7 +11,13 @@ BigIntId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    pass
+    # Named constraints, so that migrations can alter them (SQLite rebuilds tables to do it).
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
 
 
 class Ticket(Base):
@@ -28,9 +34,31 @@ class Ticket(Base):
     keywords: Mapped[str] = mapped_column(String(200), default="")  # space separated, strongest first
     intent: Mapped[str] = mapped_column(String(16), default="complaint")
     emergency: Mapped[str | None] = mapped_column(String(16), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    status: Mapped[str] = mapped_column(String(16), default="submitted")  # see handlers.ticket_rules
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Dispatch: the body that leads (a route code), where, and who accepted it.
+    route: Mapped[str] = mapped_column(String(32), default="duty_desk")
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), nullable=True, index=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), nullable=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), nullable=True, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    accepted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    response_due: Mapped[datetime | None] = mapped_column(nullable=True)
+    resolve_due: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Follow-through: reminders and escalation (督办) levels already done, the resident's verdict.
+    reminded: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    solved: Mapped[bool | None] = mapped_column(Boolean, nullable=True)  # 问题解决了吗
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1 满意 2 基本满意 3 不满意
+    close_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)  # rated, unrated
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), nullable=True, index=True)
+
+    __table_args__ = (Index("ix_tickets_status_due", "status", "response_due", "resolve_due"),)
 
 
 class Attachment(Base):
@@ -92,3 +120,168 @@ class IdBlock(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_value: Mapped[int] = mapped_column(BigInteger)
+
+
+class Community(Base):
+    __tablename__ = "communities"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class Grid(Base):
+    """网格: ~300-500 households, one grid worker. `polygon` is GeoJSON, for location pins."""
+
+    __tablename__ = "grids"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    polygon: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (UniqueConstraint("community_id", "code"),)
+
+
+class Building(Base):
+    __tablename__ = "buildings"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    name: Mapped[str] = mapped_column(String(32))  # "3栋"
+
+    __table_args__ = (UniqueConstraint("community_id", "name"),)
+
+
+class Household(Base):
+    """户: one flat. `code` is the household code the community hands out for binding."""
+
+    __tablename__ = "households"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"), index=True)
+    unit: Mapped[str] = mapped_column(String(16), default="")  # "2单元", or "" where buildings have none
+    room: Mapped[str] = mapped_column(String(16))  # "501"
+    floor_area: Mapped[float] = mapped_column(Float, default=0.0)  # exclusive floor area, m² (votes)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+
+    __table_args__ = (UniqueConstraint("building_id", "unit", "room"),)
+
+
+class Resident(Base):
+    """A person writing to the account, and the household they are bound to (if confirmed)."""
+
+    __tablename__ = "residents"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), nullable=True, index=True)
+    is_owner: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(50), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    status: Mapped[str] = mapped_column(String(16), default="unbound")  # unbound, pending, bound
+    bound_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+
+
+class Staff(Base):
+    """A bound staff role of one person: grid worker, committee member, duty desk, admin, Party member."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))  # a route code (grid_worker, property, …), duty_desk, admin, party_member
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), nullable=True)
+    is_head: Mapped[bool] = mapped_column(Boolean, default=False)  # receives escalations (督办)
+    name: Mapped[str] = mapped_column(String(50), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("openid", "role", "grid_id"),)
+
+
+class InviteCode(Base):
+    """A one-time code that binds a staff role when its holder sends it to the account."""
+
+    __tablename__ = "invite_codes"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32))
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), nullable=True)
+    is_head: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(50), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class TicketParty(Base):
+    """Bodies a ticket is dispatched to: the lead, and co-handlers for 三方联动 matters."""
+
+    __tablename__ = "ticket_parties"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    route: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lead: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Cluster(Base):
+    """Several households reporting the same thing in one grid within a window (a hot spot)."""
+
+    __tablename__ = "clusters"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), nullable=True)
+    category: Mapped[str] = mapped_column(String(32))
+    households: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    proposed_at: Mapped[datetime | None] = mapped_column(nullable=True)  # put to the committee as a 议题
+
+
+class Proposal(Base):
+    """议题: a matter put to residents' deliberation. Hot spots become candidates automatically."""
+
+    __tablename__ = "proposals"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))  # cluster, resident
+    cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    created_at: Mapped[datetime]
+
+
+class Outbox(Base):
+    """A notification to deliver, written in the same transaction as the change that causes it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, kept, shown, dead
+    channel: Mapped[str | None] = mapped_column(String(16), nullable=True)  # custom, template, kept
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class Lease(Base):
+    """Who leads a singleton job (the scheduler) until when; taken over when it expires."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
