@@ -1,0 +1,151 @@
+"""`linli import households ...` and `linli staff invite|list`: the community admin's commands.
+
+Wire into the `linli` program with `register(commands)`; each command runs the migrations first, on
+DATABASE_URL (default sqlite:///linli.db), so a fresh database works straight away.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from storage.accounts import ROLE_NAMES, create_invite
+from storage.community import import_grid_polygons, import_households
+from storage.db import DEFAULT_URL, create_engine, sessionmaker
+from storage.migrate import upgrade
+from storage.models import Community, Grid, InviteCode, Staff
+
+CHINA_HOURS = 8  # shown to admins in China time
+
+
+def register(commands) -> None:
+    """Add the top-level `import` and `staff` commands to an argparse subparsers object."""
+    importer = commands.add_parser("import", help="import the community map (households CSV, grid GeoJSON)")
+    what = importer.add_subparsers(dest="import_what", required=True)
+    households = what.add_parser("households", help="communities, grids, buildings and households from a CSV")
+    households.add_argument("file", type=Path, help="households CSV (see docs/community.md)")
+    households.add_argument("--polygons", type=Path, help="GeoJSON FeatureCollection of grid outlines")
+    households.add_argument("--community", help="community code the polygons belong to (when codes repeat)")
+    households.set_defaults(run=run_import_households)
+
+    staff = commands.add_parser("staff", help="staff roles: one-time invite codes, list")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True)
+    invite = staff_commands.add_parser("invite", help="make a one-time code that binds a staff role")
+    invite.add_argument("--role", required=True, choices=sorted(ROLE_NAMES),
+                        help="; ".join(f"{k} {v}" for k, v in ROLE_NAMES.items()))
+    invite.add_argument("--grid", help="grid code (required for grid_worker)")
+    invite.add_argument("--community", help="community code (when there are several)")
+    invite.add_argument("--head", action="store_true", help="committee head: receives escalations (督办)")
+    invite.add_argument("--name", default="", help="the person's name, shown to colleagues")
+    invite.add_argument("--hours", type=float, default=72, help="hours until the code expires (default 72)")
+    invite.set_defaults(run=run_staff_invite)
+    staff_commands.add_parser("list", help="active staff roles and unused invite codes").set_defaults(
+        run=run_staff_list)
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    upgrade(url)
+    return url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def run_import_households(args: argparse.Namespace) -> int:
+    for path in filter(None, (args.file, args.polygons)):
+        if not path.is_file():
+            print(f"找不到文件：{path}")
+            return 1
+    return asyncio.run(_import(_database_url(), args.file, args.polygons, args.community))
+
+
+async def _import(url: str, csv_path: Path, polygons: Path | None, community: str | None) -> int:
+    engine = create_engine(url)
+    try:
+        report = await import_households(engine, csv_path)
+        print(f"{csv_path}：{report.summary()}")
+        if not report.ok:
+            return 1
+        if polygons is not None:
+            report = await import_grid_polygons(engine, polygons, community)
+            print(f"{polygons}：{report.summary()}")
+            if not report.ok:
+                return 1
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def run_staff_invite(args: argparse.Namespace) -> int:
+    if args.role == "grid_worker" and not args.grid:
+        print("网格员的邀请码需要 --grid 网格编号")
+        return 1
+    if args.hours <= 0:
+        print("--hours 应大于 0")
+        return 1
+    return asyncio.run(_invite(_database_url(), args))
+
+
+async def _invite(url: str, args: argparse.Namespace) -> int:
+    engine = create_engine(url)
+    try:
+        async with sessionmaker(engine)() as session, session.begin():
+            grid = None
+            if args.grid:
+                query = select(Grid, Community).join(Community).where(Grid.code == args.grid)
+                if args.community:
+                    query = query.where(Community.code == args.community)
+                found = (await session.execute(query)).all()
+                if len(found) != 1:
+                    print(f"没有网格 {args.grid}，请先导入户表" if not found
+                          else f"网格 {args.grid} 在几个社区都有，请加 --community 社区编号")
+                    return 1
+                grid = found[0][0]
+            invite = await create_invite(session, role=args.role, now=_now(), hours=args.hours,
+                                         grid_id=grid.id if grid else None, is_head=args.head, name=args.name)
+        who = ROLE_NAMES[args.role] + (f"（{grid.name}）" if grid else "") + ("，负责人" if args.head else "")
+        print(f"邀请码：{invite.code}")
+        print(f"身份：{who}{'，' + args.name if args.name else ''}")
+        print(f"有效期到：北京时间 {_china(invite.expires_at)}（只能用一次）")
+        print("请本人关注公众号后，把这个邀请码发给公众号，即可完成绑定。")
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def run_staff_list(_args: argparse.Namespace) -> int:
+    return asyncio.run(_list(_database_url()))
+
+
+async def _list(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with sessionmaker(engine)() as session:
+            grids = {g.id: g.name for g in (await session.execute(select(Grid))).scalars()}
+            staff = (await session.execute(select(Staff).where(Staff.active.is_(True))
+                                           .order_by(Staff.role, Staff.grid_id, Staff.id))).scalars().all()
+            invites = (await session.execute(select(InviteCode).where(
+                InviteCode.used_by.is_(None), InviteCode.expires_at > _now()).order_by(InviteCode.created_at)
+            )).scalars().all()
+        print(f"在岗人员（{len(staff)}）：")
+        for s in staff:
+            print("  " + "  ".join(filter(None, (ROLE_NAMES.get(s.role, s.role), grids.get(s.grid_id, ""),
+                                                  "负责人" if s.is_head else "", s.name or "-", s.openid))))
+        print(f"未使用的邀请码（{len(invites)}）：")
+        for i in invites:
+            print("  " + "  ".join(filter(None, (i.code, ROLE_NAMES.get(i.role, i.role), grids.get(i.grid_id, ""),
+                                                  "负责人" if i.is_head else "", i.name,
+                                                  f"到 {_china(i.expires_at)}"))))
+        return 0
+    finally:
+        await engine.dispose()
+
+
+def _china(at: datetime) -> str:
+    return (at + timedelta(hours=CHINA_HOURS)).strftime("%Y-%m-%d %H:%M")
