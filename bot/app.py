@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -14,8 +18,12 @@ import nlp
 from bot.config import Settings
 from bot.delivery import Delivery, Limits
 from bot.gateway import Gateway
+from bot.scheduler import Scheduler
+from bot.sender import OutboxSender
 from bot.webhook import add_webhook_routes
+from bot.wechat_api import WeChatAPI
 from handlers.context import Context, utcnow
+from handlers.followup import followup_jobs, load_time_limits
 from storage.db import create_engine, sessionmaker
 from storage.ids import IdAllocator
 from storage.migrate import upgrade_async
@@ -34,17 +42,41 @@ class Service:
     ctx: Context
     delivery: Delivery
     gateway: Gateway
+    sender: OutboxSender | None = None
+    scheduler: Scheduler | None = None
+    api: WeChatAPI | None = None
+    notices: asyncio.Event = field(default_factory=asyncio.Event)  # set when new outbox rows are committed
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """The outbox sender and the scheduler, in this process (every process runs both; the database decides
+        who sends which notice, and which process leads the scheduler)."""
+        if self.sender:
+            self._tasks.append(asyncio.create_task(self.sender.run_forever(self.notices), name="linli-sender"))
+        if self.scheduler:
+            self._tasks.append(asyncio.create_task(self.scheduler.run_forever(self._stop), name="linli-scheduler"))
 
     async def close(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            if task.get_name() == "linli-sender":
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.writer.stop()
+        if self.api:
+            await self.api.close()
         await self.ctx.state.close()
         await self.engine.dispose()
 
 
 async def start_service(settings: Settings, *, now: Callable[[], datetime] = utcnow,
                         clock: Callable[[], float] = time.time, migrate: bool | None = None,
-                        state_prefix: str = "linli:") -> Service:
-    """Open storage and state, migrate the embedded database, load the classifier."""
+                        state_prefix: str = "linli:", background: bool = True) -> Service:
+    """Open storage and state, migrate the embedded database, load the classifier; with `background`,
+    start the outbox sender (when the WeChat API is configured) and the scheduler."""
     if migrate if migrate is not None else settings.embedded:
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
@@ -53,14 +85,30 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
     await asyncio.to_thread(nlp.warm_up)  # the dictionary loads now, not on the first resident's message
     ctx = Context(sessions=sessionmaker(engine), state=state,
                   ticket_ids=IdAllocator(engine, "tickets", start=FIRST_TICKET_ID),
-                  now=now, attach_window_s=settings.attach_window_s)
+                  now=now, attach_window_s=settings.attach_window_s,
+                  time_limits=load_time_limits(settings.time_limits_file),
+                  hotspot_window_s=settings.hotspot_window_h * 3600, hotspot_households=settings.hotspot_households)
     writer = Writer(engine)
     writer.start()
     limits = Limits(reply_cache_s=settings.reply_cache_s, rate_count=settings.rate_limit_count,
                     rate_window_s=settings.rate_limit_window_s)
     gateway = Gateway(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
                       freshness_s=settings.timestamp_window_s, clock=clock)
-    return Service(settings, engine, writer, ctx, Delivery(ctx, writer, limits), gateway)
+    service = Service(settings, engine, writer, ctx, Delivery(ctx, writer, limits), gateway)
+    service.delivery.on_notices = service.notices.set
+    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    if settings.wechat_appid and settings.wechat_secret:
+        service.api = WeChatAPI(settings.wechat_api_base, settings.wechat_appid, settings.wechat_secret, state)
+        service.sender = OutboxSender(engine, service.api, worker_id=worker, now=now,
+                                      template_id=settings.wechat_template_id or None)
+    else:
+        log.warning("LINLI_WECHAT_APPID/SECRET not set: notices stay in the outbox until they are")
+    service.scheduler = Scheduler(engine, holder=worker, now=now, jobs=followup_jobs(
+        engine, second_after=timedelta(hours=settings.escalate_second_h),
+        rating_timeout=timedelta(hours=settings.rating_timeout_h)))
+    if background:
+        service.start_background()
+    return service
 
 
 SERVICE = web.AppKey("service", Service)

@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -37,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--file", type=Path, default=MENU_FILE, help=f"menu JSON (default: {MENU_FILE.name})")
     push.set_defaults(run=_menu_push)
 
+    report = commands.add_parser("report", help="the three rates per grid, worker, committee and category")
+    report.add_argument("--month", required=True, help="YYYY-MM")
+    report.set_defaults(run=_report)
+
     nlp_parser = commands.add_parser("nlp", help="train and evaluate the keyword classifier")
     from nlp import cli as nlp_cli
 
@@ -61,14 +66,48 @@ def _serve(args) -> int:
     return 0
 
 
+def _database_url() -> str:
+    from storage.db import DEFAULT_URL, async_url
+
+    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
+    try:
+        async_url(url)
+    except Exception as exc:
+        raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+    return url
+
+
 def _db_upgrade(_args) -> int:
-    from storage.db import DEFAULT_URL
     from storage.migrate import upgrade
 
-    import os
-
-    upgrade(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    upgrade(_database_url())
     print("database is up to date")
+    return 0
+
+
+def _report(args) -> int:
+    from handlers.context import utcnow
+    from handlers.report import monthly, render, month_bounds
+    from storage.db import create_engine, sessionmaker
+    from storage.migrate import upgrade
+
+    try:
+        month_bounds(args.month)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    url = _database_url()
+    upgrade(url)
+
+    async def build() -> str:
+        engine = create_engine(url)
+        try:
+            async with sessionmaker(engine)() as session:
+                return render(args.month, await monthly(session, args.month, utcnow()))
+        finally:
+            await engine.dispose()
+
+    print(asyncio.run(build()))
     return 0
 
 

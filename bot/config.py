@@ -30,6 +30,12 @@ class Settings:
     reply_cache_s: int = 300
     attach_window_s: int = 600
     sqlite_synchronous: str = "FULL"
+    wechat_template_id: str = ""  # a 办理进度 template, for notices outside the 48-hour window
+    time_limits_file: str | None = None
+    escalate_second_h: int = 24  # after the deadline, level-1 督办; this much later, level 2
+    rating_timeout_h: int = 72  # unrated this long after 办结: closed as 未评价
+    hotspot_households: int = 5
+    hotspot_window_h: int = 72
 
     @property
     def embedded(self) -> bool:
@@ -44,6 +50,10 @@ _INTS = {
     "LINLI_RATE_LIMIT_WINDOW_S": "rate_limit_window_s",
     "LINLI_REPLY_CACHE_S": "reply_cache_s",
     "LINLI_ATTACH_WINDOW_S": "attach_window_s",
+    "LINLI_ESCALATE_SECOND_H": "escalate_second_h",
+    "LINLI_RATING_TIMEOUT_H": "rating_timeout_h",
+    "LINLI_HOTSPOT_HOUSEHOLDS": "hotspot_households",
+    "LINLI_HOTSPOT_WINDOW_H": "hotspot_window_h",
 }
 
 
@@ -84,6 +94,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
                 raise ConfigError(f"{name} is malformed: expected a positive whole number, got {raw!r}")
             values[field] = int(raw)
+    values["wechat_template_id"] = env.get("LINLI_WECHAT_TEMPLATE_ID", "")
+    if limits := env.get("LINLI_TIME_LIMITS_FILE"):
+        from handlers.followup import TimeLimitsError, load_time_limits
+
+        try:
+            load_time_limits(limits)
+        except (OSError, TimeLimitsError) as exc:
+            raise ConfigError(f"LINLI_TIME_LIMITS_FILE is malformed: {exc}") from None
+        values["time_limits_file"] = limits
     if (sync := env.get("LINLI_SQLITE_SYNCHRONOUS")) is not None:
         if sync.upper() not in ("FULL", "NORMAL"):
             raise ConfigError("LINLI_SQLITE_SYNCHRONOUS is malformed: FULL or NORMAL")

@@ -18,7 +18,7 @@ from handlers.router import route
 from handlers.types import Inbound
 from storage import tickets as repo
 from storage.models import InboundMessage
-from storage.writer import Duplicate, Writer
+from storage.writer import Conflict, Duplicate, Writer
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Limits:
 class Delivery:
     def __init__(self, ctx: Context, writer: Writer, limits: Limits | None = None) -> None:
         self.ctx, self.writer, self.limits = ctx, writer, limits or Limits()
+        self.on_notices = lambda: None  # wakes the outbox sender after a commit that wrote notices
 
     async def deliver(self, msg: Inbound) -> str | None:
         """The reply text for this push (None: answer `success`)."""
@@ -70,6 +71,10 @@ class Delivery:
         except Duplicate:
             async with self.ctx.sessions() as session:
                 return (await repo.stored_reply(session, msg.dedupe_key)) or None
+        except Conflict:
+            return outcome.conflict_reply or texts.TRY_AGAIN_LATER
+        if any(table.name == "outbox" for table, _ in unit.inserts):
+            self.on_notices()
         for step in outcome.after_commit:
             await _quietly(step(), "after-commit step")
         return outcome.reply

@@ -5,10 +5,11 @@ import logging
 
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import SERVICE, create_app
 from bot.config import Settings
 from bot.simulator import run_chat
 from bot.standin import STANDIN_STATE, create_standin, start_standin
+from storage.community import seed_demo
 
 DEMO_TOKEN, DEMO_APPID, DEMO_SECRET = "demotoken", "wxdemo0000000000", "demo-secret"
 DEMO_AES_KEY = "TGlubGkgZGVtbyBBRVMga2V5LCBub3Qgc2VjcmV0ISE"  # EncodingAESKey of 43 characters, as WeChat generates them
@@ -33,8 +34,10 @@ async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out
     standin_app = create_standin(appid=DEMO_APPID, secret=DEMO_SECRET, token=DEMO_TOKEN, aes_key=DEMO_AES_KEY,
                                  webhook_url="")
     standin = await start_standin(standin_app)
-    runner = web.AppRunner(create_app(demo_settings(db_file, standin.url)), access_log=None)
+    app = create_app(demo_settings(db_file, standin.url))
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    await seed_demo(app[SERVICE].engine, IDENTITIES)
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     webhook = f"http://127.0.0.1:{runner.addresses[0][1]}/wechat"

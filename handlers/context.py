@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -24,6 +24,9 @@ class Context:
     now: Callable[[], datetime] = utcnow  # naive UTC; tests pass a travelling clock
     attach_window_s: float = 600  # a picture or place sent this soon after a ticket belongs to it
     conversation_ttl_s: float = 1800
+    time_limits: dict[str, tuple[float, float]] = field(default_factory=dict)  # category -> (response, resolve) h
+    hotspot_window_s: float = 72 * 3600  # reports this close in time can be the same hot spot
+    hotspot_households: int = 5  # a hot spot this large becomes a candidate 议题
 
     async def conversation(self, openid: str) -> dict:
         raw = await self.state.get("conv:" + openid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 import nlp
-from handlers import texts, tickets
+from handlers import accounts, rating, staff, texts, tickets
 from handlers.context import Context
 from handlers.types import Inbound, Outcome
 
@@ -17,7 +17,7 @@ _REPORT_HINT = {"反映问题", "反映", "投诉", "1"}
 _QUERY_HINT = {"查询", "查询进度", "3"}
 
 # Menu CLICK keys (bot/menu.json) lead to the same functions as the typed commands.
-_CLICKS = {"REPORT": "report", "MY_TICKETS": "my_tickets", "QUERY": "query", "HELP": "help"}
+_CLICKS = {"REPORT": "report", "MY_TICKETS": "my_tickets", "QUERY": "query", "HELP": "help", accounts.BIND_KEY: "bind"}
 
 
 async def route(msg: Inbound, ctx: Context) -> Outcome:
@@ -47,6 +47,8 @@ async def _command(name: str, msg: Inbound, ctx: Context) -> Outcome:
         return await tickets.list_tickets(msg, ctx)
     if name == "query":
         return Outcome(texts.HOW_TO_QUERY)
+    if name == "bind":
+        return await accounts.start_binding(msg, ctx)
     return Outcome(texts.HELP)
 
 
@@ -55,6 +57,8 @@ async def _text(msg: Inbound, ctx: Context, text: str) -> Outcome:
     if not text:
         return Outcome(texts.HELP)
     conversation = await ctx.conversation(msg.openid)
+    if (out := await accounts.handle(msg, ctx, conversation)) is not None:
+        return out
     if conversation.get("step") == "choose_category":
         answered = await tickets.choose_category(msg, ctx, conversation)
         if answered is not None:
@@ -63,6 +67,10 @@ async def _text(msg: Inbound, ctx: Context, text: str) -> Outcome:
             names = [nlp.CATEGORIES[c].name for c in conversation["options"]]
             return Outcome(texts.choose_again(names))
         # A longer message is a new matter; the earlier ticket keeps its best-guess category.
+    if (handled := await staff.handle(msg, ctx)) is not None:
+        return handled
+    if text in ("1", "2", "3") and (resolved := await rating.awaiting(ctx, msg.openid)):
+        return await rating.answer(msg, ctx, resolved)  # the last question they were asked
     if m := _QUERY.match(text):
         return await tickets.show_ticket(msg, ctx, m.group(1))
     if text in _MY_TICKETS:

@@ -53,7 +53,21 @@ EVENT_NAMES = {
     "created": "提交",
     "attached": "补充材料",
     "categorised": "确认类别",
+    "dispatched": "派给",
+    "accepted": "已签收",
+    "message": "留言",
+    "resolved": "已办结",
+    "reassigned": "转派",
+    "returned": "退回重派",
+    "repeated": "居民再次反映",
+    "rated": "评价",
+    "reopened": "重新办理",
+    "reminded": "提醒",
+    "escalated": "督办",
+    "closed": "结束",
 }
+
+RATING_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
 
 
 def local_time(at: datetime) -> str:
@@ -75,10 +89,36 @@ def receipt(number: str, category_name: str, handler: str, response_hours: int, 
     )
 
 
-def emergency_advice(kind: str | None) -> str:
-    numbers = {"fire": "119", "gas": "119", "medical": "120", "violence": "110"}
-    first = numbers.get(kind or "", "110/119/120")
-    return f"【紧急】如有危险，请先离开危险地方，马上拨打 {first}！我们已通知社区加急处理。\n"
+def emergency_advice(call: str) -> str:
+    return f"【紧急】如有危险，请先离开危险地方，马上拨打 {call}！我们已通知社区加急处理。\n"
+
+
+def repeat_progress(number: str, status: str) -> str:
+    return (f"这件事您已经反映过了，编号 {number}，{STATUS_NAMES.get(status, status)}。\n"
+            f"我们已记下您又催了一次。看进度：回复“查询 {number}”")
+
+
+# --- for staff -----------------------------------------------------------------------------------------
+
+def new_ticket_notice(number: str, category_name: str, text: str, where: str, response_hours: float,
+                      households: int, *, lead: bool) -> str:
+    head = "【新工单】" if lead else "【协办】"
+    voices = f"（{households}户反映）" if households > 1 else ""
+    lines = [f"{head}编号 {number}｜{category_name}{voices}", f"内容：{_short(text, 40)}"]
+    if where:
+        lines.append(f"地点：{where}")
+    if lead:
+        lines.append(f"请在{hours_text(int(response_hours))}内签收：回复“签收 {number}”")
+    return "\n".join(lines)
+
+
+def emergency_notice(number: str, text: str, where: str) -> str:
+    return f"【紧急】编号 {number}：{_short(text, 40)}\n地点：{where or '未知'}\n请立即处理，已告知居民拨打急救/报警电话。"
+
+
+def hotspot_notice(category_name: str, where: str, households: int, number: str) -> str:
+    return (f"【议题候选】{where}有{households}户反映同一件事（{category_name}，如编号 {number}）。"
+            f"建议提交居民议事，回复“工单 {number}”看详情。")
 
 
 def choose_category(number: str, options: list[str]) -> str:
@@ -130,3 +170,115 @@ def ticket_list(items: list[tuple[str, str, str, datetime]]) -> str:
 
 def _short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# --- staff work in WeChat ------------------------------------------------------------------------------
+
+STAFF_HELP = (
+    "工单命令：\n"
+    "待签收 / 办理中 / 逾期 —— 看工单\n"
+    "签收 编号\n"
+    "回复 编号 内容 —— 通过公众号给居民留言\n"
+    "办结 编号 办理情况（可再发一张照片）\n"
+    "转派 编号 物业/业委会/居委会/调解/网格员/值班 原因\n"
+    "退回 编号 原因 —— 派错了，退回值班重派"
+)
+NOT_STAFF = "这个命令只有社区工作人员能用。如需反映问题，直接打字告诉我就行。"
+NO_WORK = "太好了，没有需要处理的工单。"
+NEED_REASON = "请写上原因，例如：转派 100009 物业 属于电梯维修"
+UNKNOWN_TARGET = "转派给谁？请写：物业、业委会、居委会、调解、网格员 或 值班"
+
+
+def staff_ticket_line(number: str, category_name: str, text: str, due: datetime | None, now: datetime,
+                      households: int) -> str:
+    late = "【逾期】" if due is not None and due < now else ""
+    voices = f"（{households}户）" if households > 1 else ""
+    until = f"｜限{local_time(due)}" if due is not None else ""
+    return f"{late}{number} {category_name}{voices}｜{_short(text, 14)}{until}"
+
+
+def staff_list(title: str, lines: list[str]) -> str:
+    return "\n".join([f"{title}（{len(lines)}件）：", *lines[:10], "回复“工单 编号”看详情，“签收 编号”签收。"])
+
+
+def staff_ticket_detail(number: str, category_name: str, status: str, text: str, where: str, resident: str,
+                        history: list[tuple[datetime, str]]) -> str:
+    lines = [f"编号 {number}（{category_name}）{STATUS_NAMES.get(status, status)}", f"内容：{_short(text, 80)}"]
+    if where:
+        lines.append(f"地点：{where}")
+    if resident:
+        lines.append(f"居民：{resident}")
+    lines += [f"· {local_time(at)} {what}" for at, what in history[-6:]]
+    return "\n".join(lines)
+
+
+def not_yours(number: str) -> str:
+    return f"编号 {number} 不是您的工单，或已由别人处理。回复“待签收”看可签收的工单。"
+
+
+def accepted_reply(number: str) -> str:
+    return f"已签收 {number}。请尽快联系居民：回复“回复 {number} 内容”留言；办完回复“办结 {number} 办理情况”。"
+
+
+def already_taken(number: str) -> str:
+    return f"编号 {number} 已被别人签收了，不用重复处理。"
+
+
+def resident_accepted(number: str, who: str) -> str:
+    return f"您反映的问题（编号 {number}）已由{who}签收，正在办理。"
+
+
+def staff_message(number: str, who: str, text: str) -> str:
+    return f"关于您的诉求（编号 {number}），{who}说：{text}\n要回话，请发：回复 {number} 您想说的话"
+
+
+def resident_message(number: str, text: str) -> str:
+    return f"居民留言（编号 {number}）：{text}\n回话请发：回复 {number} 内容"
+
+
+def message_sent(number: str) -> str:
+    return f"留言已发出（编号 {number}）。"
+
+
+def resolved_reply(number: str) -> str:
+    return f"已办结 {number}，已请居民评价。需要补照片，现在直接发一张就行。"
+
+
+def resident_resolved(number: str, note: str) -> str:
+    return (f"您反映的问题（编号 {number}）已办结：{_short(note, 60)}\n"
+            "问题解决了吗？回复数字：\n1 解决了\n2 没解决")
+
+
+def reassigned_reply(number: str, target: str) -> str:
+    return f"已把编号 {number} 转派给{target}。"
+
+
+def returned_reply(number: str) -> str:
+    return f"已退回编号 {number}，值班人员会重新派单。"
+
+
+def cannot_now(number: str, status: str) -> str:
+    return f"编号 {number} 现在是“{STATUS_NAMES.get(status, status)}”，不能这样操作。"
+
+
+# --- the resident's rating -----------------------------------------------------------------------------
+
+def ask_rating(number: str) -> str:
+    return f"谢谢！您对编号 {number} 的办理结果满意吗？回复数字：\n1 满意\n2 基本满意\n3 不满意"
+
+
+def ask_solved_again(number: str) -> str:
+    return f"编号 {number} 的问题解决了吗？回复数字：\n1 解决了\n2 没解决"
+
+
+def thanks_closed(number: str) -> str:
+    return f"感谢您的评价！编号 {number} 已结束。以后有事随时找我。"
+
+
+def reopened_reply(number: str) -> str:
+    return f"抱歉没让您满意。编号 {number} 已重新交给办理人，并告知了社区负责人，会尽快再联系您。"
+
+
+def staff_reopened(number: str, solved: bool | None, rating: int | None) -> str:
+    why = "居民说问题没解决" if solved is False else f"居民评价：{RATING_NAMES.get(rating or 3)}"
+    return f"【重新办理】编号 {number}：{why}。请尽快再联系居民。"

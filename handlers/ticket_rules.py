@@ -1,4 +1,4 @@
-"""The ticket's life as pure rules: which action may happen in which state, and when time runs out.
+r"""The ticket's life as pure rules: which action may happen in which state, and when time runs out.
 
     dispatched --accept--> accepted --resolve--> resolved --rate_good--> closed
          ^                   |   ^                  |  \--expire-----> closed (未评价)

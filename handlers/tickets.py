@@ -3,57 +3,99 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 import nlp
-from handlers import texts
+from handlers import dispatch, hotspots, texts
 from handlers.context import Context
 from handlers.types import Inbound, Outcome
 from storage import tickets as repo
 from storage.ids import ticket_number
-from storage.models import Attachment, Ticket, TicketEvent
+from handlers.notify import notify
+from storage.models import Attachment, Proposal, Ticket, TicketEvent, TicketParty
 from storage.writer import Unit
 
 _MEDIA_NAMES = {"image": "照片", "location": "位置", "voice": "语音", "video": "视频"}
 _COMMON_CATEGORIES = ("environment", "property", "facilities")  # offered when the classifier has no guess
 
 
-def _handler_name(category: nlp.Category) -> str:
-    return texts.ROUTE_NAMES.get(category.route, texts.ROUTE_NAMES["duty_desk"])
+def _handler_name(route: str) -> str:
+    return texts.ROUTE_NAMES.get(route, texts.ROUTE_NAMES["duty_desk"])
 
 
 async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdict | None = None) -> Outcome:
-    """Store the resident's words as a new ticket and answer with its receipt."""
+    """Store the resident's words as a new ticket, dispatch it, and answer with its receipt."""
     verdict = verdict or nlp.classify(text)
+    category = nlp.CATEGORIES[verdict.category]
+    now = ctx.now()
+    since = now - timedelta(seconds=ctx.attach_window_s)
+    keywords = " ".join(verdict.keywords)[:200]
+    async with ctx.sessions() as session:
+        if not verdict.emergency and (repeat := await hotspots.open_repeat(session, msg.openid, category.code, text)):
+            return _repeat(msg, ctx, repeat, now)
+        place = await dispatch.resident_place(session, msg.openid, since)
+        ask = verdict.unsure and not verdict.emergency  # in danger, help comes first; the category can wait
+        route_plan = dispatch.plan(category, place, verdict.emergency)
+        if ask:  # a person at the duty desk sorts it out if the resident does not answer the question
+            route_plan = dispatch.Plan("duty_desk", (), route_plan.alert_routes)
+        staff = await dispatch.members(session, (route_plan.route,) + route_plan.co_routes, place.grid_id)
+        alerted = await dispatch.members(session, route_plan.alert_routes, place.grid_id)
+        link = None if ask else await hotspots.find_link(
+            session, grid_id=place.grid_id, household=hotspots.household_key(place.household_id, msg.openid),
+            category=category.code, keywords=keywords, now=now,
+            window=timedelta(seconds=ctx.hotspot_window_s), threshold=ctx.hotspot_households)
+        where = await dispatch.where(session, place)
+        orphans = (await repo.orphan_attachment_ids(session, msg.openid, since)
+                   if await ctx.state.get("orphans:" + msg.openid) else [])  # the flag spares most messages a query
+
     ticket_id = await ctx.ticket_ids.next()
     number = ticket_number(ticket_id)
-    now = ctx.now()
+    limits = dispatch.time_limits(category, verdict.emergency, ctx.time_limits)
     unit = Unit()
-    unit.add(Ticket, id=ticket_id, number=number, openid=msg.openid, text=text, category=verdict.category,
-             confidence=round(verdict.confidence, 4), keywords=" ".join(verdict.keywords)[:200],
-             intent=verdict.intent, emergency=verdict.emergency, status="submitted", created_at=now, updated_at=now)
+    unit.add(Ticket, id=ticket_id, number=number, openid=msg.openid, text=text, category=category.code,
+             confidence=round(verdict.confidence, 4), keywords=keywords, intent=verdict.intent,
+             emergency=verdict.emergency, created_at=now, updated_at=now, cluster_id=link and link.cluster_id,
+             **dispatch.ticket_fields(route_plan, place, now, limits))
     unit.add(TicketEvent, ticket_id=ticket_id, at=now, actor=msg.openid, action="created", note="")
-    if await ctx.state.get("orphans:" + msg.openid):  # spares the database a query on most messages
-        async with ctx.sessions() as session:
-            since = now - timedelta(seconds=ctx.attach_window_s)
-            orphans = await repo.orphan_attachment_ids(session, msg.openid, since)
-        if orphans:
-            unit.updates.append(update(Attachment).where(Attachment.id.in_(orphans)).values(ticket_id=ticket_id))
+    unit.add(TicketEvent, ticket_id=ticket_id, at=now, actor="system", action="dispatched",
+             note=texts.ROUTE_NAMES.get(route_plan.route, route_plan.route))
+    for row in dispatch.party_rows(ticket_id, route_plan):
+        unit.add(TicketParty, **row)
+    if orphans:
+        unit.updates.append(update(Attachment).where(Attachment.id.in_(orphans)).values(ticket_id=ticket_id))
     if msg.kind == "voice":  # the resident spoke: keep the recording with its transcript
         unit.add(Attachment, ticket_id=ticket_id, openid=msg.openid, kind="voice", media_id=msg.media_id,
                  text=text, created_at=now)
+    households = 1
+    if link:
+        households = link.households
+        inserts, updates = hotspots.link_statements(link, ticket_id, place.grid_id, category.code, now)
+        unit.inserts += [(model.__table__, row) for model, row in inserts]
+        unit.updates += updates
+        if link.propose:
+            unit.add(Proposal, title=f"{where or '本网格'}{category.name}问题（{households}户反映）", source="cluster",
+                     cluster_id=link.cluster_id, status="candidate", created_at=now)
+            for member in await _committee(ctx):
+                notify(unit, member.openid, texts.hotspot_notice(category.name, where, households, number), now,
+                       ticket_id)
+    for member in staff:
+        lead = member.role in (route_plan.route, "admin")
+        notify(unit, member.openid, texts.new_ticket_notice(number, category.name, text, where, limits[0],
+                                                            households, lead=lead), now, ticket_id)
+    for member in alerted:
+        if member not in staff:
+            notify(unit, member.openid, texts.emergency_notice(number, text, where), now, ticket_id)
 
-    category = nlp.CATEGORIES[verdict.category]
-    if verdict.unsure and not verdict.emergency:  # in danger, help comes first; the category can wait
+    if ask:
         options = [code for code, _ in verdict.candidates[:3] if code != "other"] or list(_COMMON_CATEGORIES)
         reply = texts.choose_category(number, [nlp.CATEGORIES[c].name for c in options])
         conversation = {"step": "choose_category", "ticket": ticket_id, "number": number, "options": options}
     else:
-        reply = texts.receipt(number, category.name, _handler_name(category), category.response_hours,
-                              wish=verdict.intent == "wish")
+        handler = _handler_name(route_plan.route)
+        reply = texts.receipt(number, category.name, handler, int(limits[0]), wish=verdict.intent == "wish")
         conversation = None
     if verdict.emergency:
-        reply = texts.emergency_advice(verdict.emergency) + reply
+        reply = texts.emergency_advice(nlp.EMERGENCIES[verdict.emergency].call) + reply
 
     async def remember() -> None:
         await ctx.state.set("last_ticket:" + msg.openid, f"{ticket_id} {number}", ctx.attach_window_s)
@@ -64,6 +106,18 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
             await ctx.end_conversation(msg.openid)
 
     return Outcome(reply, unit, [remember])
+
+
+def _repeat(msg: Inbound, ctx: Context, ticket: Ticket, now) -> Outcome:
+    """The same complaint again: no new ticket; the handler's timeline records the resident asked again."""
+    unit = Unit()
+    unit.add(TicketEvent, ticket_id=ticket.id, at=now, actor=msg.openid, action="repeated", note=msg.text[:200])
+    return Outcome(texts.repeat_progress(ticket.number, ticket.status), unit)
+
+
+async def _committee(ctx: Context):
+    async with ctx.sessions() as session:
+        return await dispatch.members(session, ("residents_committee",), None)
 
 
 async def choose_category(msg: Inbound, ctx: Context, conversation: dict) -> Outcome | None:
@@ -84,12 +138,40 @@ async def choose_category(msg: Inbound, ctx: Context, conversation: dict) -> Out
         category=code, confidence=1.0, updated_at=now))
     unit.add(TicketEvent, ticket_id=conversation["ticket"], at=now, actor=msg.openid, action="categorised",
              note=category.name)
-    reply = texts.categorised(conversation["number"], category.name, _handler_name(category), category.response_hours)
+    route = await _reroute(ctx, unit, conversation["ticket"], category, now)
+    reply = texts.categorised(conversation["number"], category.name, _handler_name(route), category.response_hours)
 
     async def done() -> None:
         await ctx.end_conversation(msg.openid)
 
     return Outcome(reply, unit, [done])
+
+
+async def _reroute(ctx: Context, unit: Unit, ticket_id: int, category: nlp.Category, now) -> str:
+    """Send a ticket the duty desk was holding to the body its chosen category belongs to."""
+    async with ctx.sessions() as session:
+        ticket = await session.get(Ticket, ticket_id)
+        if ticket is None or ticket.assignee_id is not None or ticket.status != "dispatched":
+            return ticket.route if ticket else "duty_desk"  # someone already took it: they keep it
+        place = dispatch.Place(ticket.grid_id, ticket.household_id)
+        route_plan = dispatch.plan(category, place, ticket.emergency)
+        if route_plan.route == ticket.route:
+            return ticket.route
+        staff = await dispatch.members(session, (route_plan.route,) + route_plan.co_routes, place.grid_id)
+        where = await dispatch.where(session, place)
+    unit.updates.append(update(Ticket).where(Ticket.id == ticket_id, Ticket.assignee_id.is_(None))
+                        .values(route=route_plan.route))
+    unit.deletes.append(delete(TicketParty).where(TicketParty.ticket_id == ticket_id))
+    for row in dispatch.party_rows(ticket_id, route_plan):
+        unit.add(TicketParty, **row)
+    unit.add(TicketEvent, ticket_id=ticket_id, at=now, actor="system", action="dispatched",
+             note=texts.ROUTE_NAMES.get(route_plan.route, route_plan.route))
+    response_hours = dispatch.time_limits(category, ticket.emergency, ctx.time_limits)[0]
+    for member in staff:
+        notify(unit, member.openid, texts.new_ticket_notice(
+            ticket.number, category.name, ticket.text, where, response_hours, 1,
+            lead=member.role in (route_plan.route, "admin")), now, ticket_id)
+    return route_plan.route
 
 
 async def attach_media(msg: Inbound, ctx: Context) -> Outcome:

@@ -38,3 +38,4 @@ class Outcome:
     reply: str | None
     unit: Unit | None = None
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    conflict_reply: str | None = None  # the reply when a guard of the unit lost a race (see storage.writer)

@@ -88,7 +88,8 @@ class MemoryState:
     async def lock(self, name: str, ttl_s: float, wait_s: float) -> AsyncIterator[None]:
         lock = self._locks.setdefault(name, asyncio.Lock())
         try:
-            await asyncio.wait_for(lock.acquire(), wait_s)
+            async with asyncio.timeout(wait_s):  # not wait_for: on 3.11 it can leak an acquired lock (gh-86296)
+                await lock.acquire()
         except TimeoutError:
             raise LockTimeout(name) from None
         try:

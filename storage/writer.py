@@ -24,11 +24,19 @@ _TABLE_ORDER = {t.name: i for i, t in enumerate(Base.metadata.sorted_tables)}  #
 
 @dataclass
 class Unit:
-    """The writes of one inbound message: inserts grouped per table, then updates, all or nothing."""
+    """The writes of one inbound message, all or nothing: deletes, inserts (grouped per table across the
+    batch, parents first), then updates (which may refer to the rows just inserted).
+
+    `guards` are conditional updates that must each change exactly one row (say, "accept this ticket
+    if nobody has"); a unit with guards commits in a transaction of its own and fails with Conflict
+    when a guard finds its row already changed by someone else.
+    """
 
     dedupe_key: str | None = None
     inserts: list[tuple[Table, dict]] = field(default_factory=list)
     updates: list[Executable] = field(default_factory=list)
+    deletes: list[Executable] = field(default_factory=list)
+    guards: list[Executable] = field(default_factory=list)
 
     def add(self, model, **row) -> None:
         self.inserts.append((model.__table__, row))
@@ -36,6 +44,10 @@ class Unit:
 
 class Duplicate(Exception):
     """The unit's dedupe key was already stored: it was a retry, nothing new was written."""
+
+
+class Conflict(Exception):
+    """A guard of the unit changed no row: someone else got there first. Nothing was written."""
 
 
 class Writer:
@@ -82,6 +94,13 @@ class Writer:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future]]) -> None:
+        guarded = [item for item in batch if item[0].guards]
+        if guarded:
+            batch = [item for item in batch if not item[0].guards]
+            for unit, fut in guarded:
+                await self._commit_one(unit, fut)
+            if not batch:
+                return
         try:
             async with self._engine.begin() as conn:
                 fresh = await _drop_stored(conn, batch)
@@ -100,8 +119,11 @@ class Writer:
         try:
             async with self._engine.begin() as conn:
                 if await _drop_stored(conn, [(unit, fut)]):
+                    for guard in unit.guards:
+                        if (await conn.execute(guard)).rowcount != 1:
+                            raise Conflict()
                     await _apply(conn, [unit])
-        except IntegrityError as exc:
+        except (IntegrityError, Conflict) as exc:
             if not fut.done():
                 fut.set_exception(exc)
             return
@@ -129,6 +151,9 @@ async def _drop_stored(conn: AsyncConnection, batch):
 
 
 async def _apply(conn: AsyncConnection, units: list[Unit]) -> None:
+    for unit in units:
+        for stmt in unit.deletes:
+            await conn.execute(stmt)
     rows: dict[str, tuple[Table, list[dict]]] = {}
     for unit in units:
         for table, row in unit.inserts:

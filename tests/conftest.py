@@ -176,7 +176,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def client(settings, clock):
-    app = create_app(settings, clock=clock, migrate=True, state_prefix=f"linli-test-{uuid.uuid4().hex}:")
+    # No sender or scheduler in the background: tests drive them explicitly, so outcomes are deterministic.
+    app = create_app(settings, clock=clock, migrate=True, state_prefix=f"linli-test-{uuid.uuid4().hex}:",
+                     background=False)
     async with TestClient(TestServer(app)) as c:
         yield c
 

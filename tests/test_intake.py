@@ -27,7 +27,7 @@ async def test_receipt_is_plain_chinese_with_number_category_next_step(wechat):
     reply = await wechat.send("r1", "楼下垃圾桶满了好几天没人清理")
     number = number_in(reply)
     assert "环境卫生" in reply
-    assert "网格员" in reply and "联系您" in reply
+    assert "社区值班人员" in reply and "联系您" in reply  # not yet bound to a household: the duty desk
     assert f"查询 {number}" in reply
 
 
@@ -116,7 +116,7 @@ async def test_unsure_classification_asks_with_numbered_choices(wechat, service)
     ticket = (await tickets_of(service, "r12"))[0]
     async with service.ctx.sessions() as s:
         actions = list((await s.execute(select(TicketEvent.action).where(TicketEvent.ticket_id == ticket.id))).scalars())
-    assert actions == ["created", "categorised"]
+    assert actions == ["created", "dispatched", "categorised"]
 
 
 async def test_gibberish_and_smalltalk_file_nothing(wechat, service):
