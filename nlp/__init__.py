@@ -3,20 +3,25 @@
 Public interface used by the handlers (keep it stable):
     classify(text) -> Verdict
     warm_up()               load the jieba dictionary and the keyword tables (call once at start)
-    CATEGORIES              code -> Category (name, route, time limits)
+    CATEGORIES              code -> Category (name, route, time limits, urgency, co_routes)
+Also: EMERGENCIES (code -> Emergency(name, call)), load(model_dir) -> Classifier, DEFAULT_MODEL.
+
+Importing this package is cheap: jieba, numpy and the tables are loaded by warm_up() or the first classify().
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
+from .taxonomy import CATEGORIES, EMERGENCIES, Category, Emergency
 
-@dataclass(frozen=True, slots=True)
-class Category:
-    code: str
-    name: str  # shown to residents, e.g. "环境卫生"
-    route: str  # grid_worker, property, owners_committee, residents_committee, mediation, duty_desk
-    response_hours: int
-    resolve_hours: int
+DEFAULT_MODEL = Path(__file__).with_name("tables") / "community"
+
+__all__ = [
+    "CATEGORIES", "EMERGENCIES", "Category", "Emergency", "Verdict", "Classifier",
+    "classify", "warm_up", "load", "DEFAULT_MODEL",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,39 +33,73 @@ class Verdict:
     unsure: bool  # True: ask the resident to choose among candidates
     intent: str  # complaint, wish, question, status, command, smalltalk
     emergency: str | None  # None, or fire, gas, medical, violence ...
+    urgency: str = "normal"  # normal | high | emergency (emergency set, or a high-urgency category)
+    evidence: float = 0.0  # total weight of the known keywords found (0: nothing known in the message)
 
 
-CATEGORIES: dict[str, Category] = {
-    c.code: c
-    for c in (
-        Category("environment", "环境卫生", "grid_worker", 24, 168),
-        Category("property", "物业服务", "property", 24, 168),
-        Category("parking", "停车交通", "grid_worker", 24, 168),
-        Category("noise", "噪音扰民", "grid_worker", 24, 168),
-        Category("facilities", "公共设施", "grid_worker", 24, 168),
-        Category("other", "其他", "grid_worker", 24, 168),
-    )
-}
+class Classifier:
+    """A loaded model (keyword tables) plus the tokenizer and the intent/emergency rules."""
 
-_KEYWORDS = {
-    "environment": ("垃圾", "卫生", "臭", "清扫"),
-    "property": ("物业", "电梯", "保安", "物业费"),
-    "parking": ("停车", "车位", "堵"),
-    "noise": ("噪音", "吵", "装修"),
-    "facilities": ("路灯", "坏了", "健身器材"),
-}
+    def __init__(self, model_dir: str | Path = DEFAULT_MODEL):
+        from . import rules, tokenizer
+        from .model import Model
+
+        self.model = Model.load(model_dir)
+        self.tok = tokenizer.get(self.model.extra_words)
+        self.rules = rules.Rules.load()
+        self.min_evidence = float(self.model.meta.get("min_evidence", 0.0))
+
+    def classify(self, text: str) -> Verdict:
+        if not isinstance(text, str):
+            text = "" if text is None else str(text)
+        m = self.model
+        intent, emergency = self.rules.analyse(text)
+        sc = m.score(text, self.tok)
+        probs = sc.probs.tolist()
+        classes = m.classes
+        order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:3]
+        best = classes[order[0]]
+        conf = probs[order[0]]
+        candidates = tuple((classes[i], round(probs[i], 4)) for i in order)
+        unsure = conf < m.unsure_below or sc.evidence <= self.min_evidence
+        if intent in ("command", "smalltalk"):
+            # nothing to route: the service answers these itself
+            best, unsure = ("other" if "other" in classes else best), False
+        c = sc.contrib
+        kws = tuple(sorted(c, key=c.__getitem__, reverse=True)[:5])
+        if emergency:
+            urgency = "emergency"
+        else:
+            cat = CATEGORIES.get(best)
+            urgency = cat.urgency if cat else "normal"
+        return Verdict(best, round(conf, 4), kws, candidates, unsure, intent, emergency, urgency,
+                       round(sc.evidence, 4))
 
 
-def warm_up() -> None:
-    """Nothing to load yet: the jieba classifier replaces this in the NLP issue."""
+_lock = threading.Lock()
+_default: Classifier | None = None
+
+
+def load(model_dir: str | Path = DEFAULT_MODEL) -> Classifier:
+    return Classifier(model_dir)
+
+
+def warm_up(model_dir: str | Path | None = None) -> Classifier:
+    """Load jieba's dictionary, the community words and the default tables once (idempotent, thread-safe).
+
+    ``model_dir`` replaces the default model (and reloads: a hand edit takes effect)."""
+    global _default
+    with _lock:
+        if _default is None or model_dir is not None:
+            _default = Classifier(model_dir or DEFAULT_MODEL)
+        return _default
 
 
 def classify(text: str) -> Verdict:
-    hits = {code: [w for w in words if w in text] for code, words in _KEYWORDS.items()}
-    scores = sorted(((len(h), code) for code, h in hits.items()), reverse=True)
-    best_score, best = scores[0]
-    if best_score == 0:
-        return Verdict("other", 0.0, (), (), True, "complaint", None)
-    total = sum(s for s, _ in scores)
-    candidates = tuple((code, s / total) for s, code in scores if s)
-    return Verdict(best, best_score / total, tuple(hits[best]), candidates, False, "complaint", None)
+    """Category, confidence, deciding keywords, candidates, unsure flag, intent and emergency of a message."""
+    c = _default or warm_up()
+    v = c.classify(text)
+    if v.category not in CATEGORIES:  # a model with other labels: keep the interface's promise
+        v = Verdict("other", v.confidence, v.keywords, v.candidates, True, v.intent, v.emergency, v.urgency,
+                    v.evidence)
+    return v
