@@ -207,6 +207,15 @@ async def retry_dead(engine: AsyncEngine, outbox_id: int, now: datetime) -> bool
     return moved.rowcount == 1
 
 
+async def show_kept(engine: AsyncEngine, openid: str) -> list[str]:
+    """Texts of this person's kept notices, oldest first, marked shown: for the reply to their next message.
+    A conditional UPDATE, so two concurrent messages never show one notice twice."""
+    async with engine.begin() as conn:
+        rows = (await conn.execute(update(_T).where(_T.c.openid == openid, _T.c.status == "kept")
+                                   .values(status="shown").returning(_T.c.id, _T.c.text))).all()
+    return [text for _, text in sorted(rows)]
+
+
 # -- linli outbox dead | retry ID ------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `dead` and `retry ID` to the subparsers of `linli outbox`."""

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import insert, select, update
 
 from bot import sender as sender_module
-from bot.sender import OutboxSender, dead_letters, progress_template, retry_dead
+from bot.sender import OutboxSender, dead_letters, progress_template, retry_dead, show_kept
 from bot.standin import STANDIN_STATE, StandinState, create_standin
 from bot.wechat_api import WeChatAPI
 from handlers.notify import notify
@@ -324,3 +324,12 @@ def test_cli_lists_and_requeues_dead_letters(database_url, monkeypatch, capsys):
     assert run("retry", str(dead_id)) == 1
     assert run("dead") == 0
     assert "no dead letters" in capsys.readouterr().out
+
+
+async def test_kept_notices_are_shown_once_at_the_next_message(wechat, make_sender, now):
+    sender = make_sender(template_id=None)
+    await add_notices(sender._engine, now, ("o_never_wrote", "第一条"), ("o_never_wrote", "第二条"), ("o_other", "别人的"))
+    await sender.run_once()
+    shown = await asyncio.gather(show_kept(sender._engine, "o_never_wrote"), show_kept(sender._engine, "o_never_wrote"))
+    assert sorted(shown, key=len) == [[], ["第一条", "第二条"]]
+    assert [r.status for r in await outbox(sender._engine)] == ["shown", "shown", "kept"]
