@@ -115,7 +115,8 @@ async def _address_or_code(msg: Inbound, ctx: Context, text: str, conversation: 
                                                 "options": [p.household_id for p in places[:9]]})
         return Outcome(T.choose_household(labels))
     if parse_address(text) is None:
-        if len(text) > _NEW_MATTER_CHARS:  # "楼下垃圾没人收……": a complaint, let the router open a ticket
+        # "楼下垃圾没人收……" is a complaint and "K7Q2M9XA" an invite code: leave the dialogue, let them be handled.
+        if len(text) > _NEW_MATTER_CHARS or invite_code_in(text):
             await ctx.end_conversation(msg.openid)
             return None
         return await _retry(msg, ctx, conversation, T.ADDRESS_NOT_UNDERSTOOD)

@@ -315,7 +315,8 @@ async def import_grid_polygons(engine_or_sessions: AsyncEngine | async_sessionma
             problems = geometry_errors(feature.get("geometry"))
             report.errors += [f"{where}（网格 {code}）：{p}" for p in problems]
             if not problems:
-                outlines.append((matches[0], json.dumps(feature["geometry"], ensure_ascii=False, separators=(",", ":"))))
+                polygon = json.dumps(feature["geometry"], ensure_ascii=False, separators=(",", ":"))
+                outlines.append((matches[0], polygon))
         if report.errors:
             return report  # the transaction has written nothing
         for grid, polygon in outlines:
@@ -331,7 +332,8 @@ async def import_grid_polygons(engine_or_sessions: AsyncEngine | async_sessionma
 def _geometry(polygon: str) -> tuple[dict, tuple[float, float, float, float]]:
     """Parsed outline and its bounding box, cached by the stored text."""
     geometry = json.loads(polygon)
-    rings = geometry["coordinates"] if geometry["type"] == "Polygon" else [r for p in geometry["coordinates"] for r in p]
+    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    rings = [ring for polygon in polygons for ring in polygon]
     lons = [pt[0] for ring in rings for pt in ring]
     lats = [pt[1] for ring in rings for pt in ring]
     return geometry, (min(lons), min(lats), max(lons), max(lats))

@@ -188,6 +188,12 @@ async def test_an_invite_code_works_once(wechat, community):
     assert [(x.openid, x.role) for x in staff] == [("s1", "property")] and used.used_by == "s1"
 
 
+async def test_an_invite_code_mid_binding_still_binds_the_role(wechat, community):
+    await wechat.send("s1", "绑定")
+    assert "居委会成员" in await wechat.send("s1", await invite(community, "residents_committee"))
+    assert await community.ctx.conversation("s1") == {}
+
+
 async def test_a_retried_push_gets_the_same_answer(wechat, community):
     code = await invite(community, "mediation")
     first = await wechat.send("s1", code, msg_id=4242)
