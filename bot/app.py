@@ -100,7 +100,8 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
     if settings.wechat_appid and settings.wechat_secret:
         service.api = WeChatAPI(settings.wechat_api_base, settings.wechat_appid, settings.wechat_secret, state)
         service.sender = OutboxSender(engine, service.api, worker_id=worker, now=now,
-                                      template_id=settings.wechat_template_id or None)
+                                      template_id=settings.wechat_template_id or None,
+                                      on_kept=service.delivery.mark_kept)
     else:
         log.warning("LINLI_WECHAT_APPID/SECRET not set: notices stay in the outbox until they are")
     service.scheduler = Scheduler(engine, holder=worker, now=now, jobs=followup_jobs(

@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--file", type=Path, default=MENU_FILE, help=f"menu JSON (default: {MENU_FILE.name})")
     push.set_defaults(run=_menu_push)
 
+    from bot import admin_cli, sender
+
+    admin_cli.register(commands)
+    outbox = commands.add_parser("outbox", help="notifications that could not be delivered")
+    sender.register(outbox.add_subparsers(dest="outbox_command", required=True))
+
     report = commands.add_parser("report", help="the three rates per grid, worker, committee and category")
     report.add_argument("--month", required=True, help="YYYY-MM")
     report.set_defaults(run=_report)
@@ -49,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return args.run(args) or 0
     except ConfigError as exc:

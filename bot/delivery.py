@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from bot.sender import show_kept
 from handlers import texts
 from handlers.context import Context
 from handlers.router import route
@@ -21,6 +22,7 @@ from storage.models import InboundMessage
 from storage.writer import Conflict, Duplicate, Writer
 
 log = logging.getLogger(__name__)
+KEPT_FLAG_S = 30 * 86400
 
 
 @dataclass
@@ -50,12 +52,25 @@ class Delivery:
             return texts.RATE_LIMITED
         try:
             reply = await self._handle(msg)
+            if reply is not None:
+                reply = await self._with_kept_notices(msg.openid, reply)
         except Exception:
             log.exception("could not handle %s", key)
             await self._forget(key)  # so that WeChat's retry gets a fresh try
             return texts.TRY_AGAIN_LATER
         await self._remember(key, reply or "")
         return reply
+
+    async def mark_kept(self, openid: str) -> None:
+        """The sender could not reach this person: show what it kept with their next reply."""
+        await _quietly(self.ctx.state.set("kept:" + openid, "1", KEPT_FLAG_S), "kept flag")
+
+    async def _with_kept_notices(self, openid: str, reply: str) -> str:
+        if not await _quietly(self.ctx.state.get("kept:" + openid), "kept flag"):
+            return reply
+        await _quietly(self.ctx.state.delete("kept:" + openid), "kept flag")
+        kept = await show_kept(self.writer.engine, openid)
+        return texts.with_kept_notices(kept, reply) if kept else reply
 
     async def _handle(self, msg: Inbound) -> str | None:
         outcome = await route(msg, self.ctx)

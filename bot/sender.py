@@ -20,7 +20,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -67,8 +67,10 @@ def _retryable(error: WeChatError) -> bool:
 class OutboxSender:
     def __init__(self, engine: AsyncEngine, api: WeChatAPI, *, worker_id: str, now: Callable[[], datetime],
                  template_id: str | None, batch: int = 50, claim_s: float = 60, max_attempts: int = 8,
-                 base_backoff_s: float = 5, max_backoff_s: float = 3600) -> None:
+                 base_backoff_s: float = 5, max_backoff_s: float = 3600,
+                 on_kept: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._engine, self._api = engine, api
+        self._on_kept = on_kept  # tells the webhook to show this person their kept notices next time
         self.worker_id, self._now, self._template_id = worker_id, now, template_id
         self._batch, self._claim = batch, timedelta(seconds=claim_s)
         self._max_attempts, self._base_backoff_s, self._max_backoff_s = max_attempts, base_backoff_s, max_backoff_s
@@ -170,7 +172,9 @@ class OutboxSender:
                     await self._failed(row, e)
                     return
                 reason = e  # not subscribed, template refused …: keep it for their next message
-        await self._finish(row, status="kept", channel="kept", last_error=f"kept: {reason}", claimed_until=None)
+        if await self._finish(row, status="kept", channel="kept", last_error=f"kept: {reason}", claimed_until=None):
+            if self._on_kept:
+                await self._on_kept(row.openid)
 
     async def _failed(self, row, error: WeChatError) -> None:
         attempts = row.attempts + 1
@@ -183,7 +187,7 @@ class OutboxSender:
         await self._finish(row, attempts=attempts, last_error=str(error), claimed_until=None,
                            next_attempt_at=self._now() + timedelta(seconds=delay))
 
-    async def _finish(self, row, **values) -> None:
+    async def _finish(self, row, **values) -> bool:
         """Record an outcome, only if the claim is still ours (it may have expired during a slow send)."""
         async with self._engine.begin() as conn:
             done = await conn.execute(update(_T).where(
@@ -191,6 +195,7 @@ class OutboxSender:
                 _T.c.status == "pending").values(**values))
         if done.rowcount != 1:
             log.warning("notice %s: claim expired before its outcome %s was recorded", row.id, values)
+        return done.rowcount == 1
 
 
 async def dead_letters(engine: AsyncEngine) -> list[Outbox]:

@@ -51,8 +51,9 @@ def render(month: str, table: dict[str, dict[str, Rates]]) -> str:
     for dimension in ("all", *DIMENSIONS):
         lines.append("")
         lines.append(f"按{_TITLES.get(dimension, '全部')}" if dimension != "all" else "全部")
-        lines.append(f"{'':<16}{'派单':>6}{'响应率':>9}{'解决率':>9}{'满意率':>9}{'按期办结率':>9}")
+        # numbers first, names last: Chinese names are two columns wide and would break the alignment
+        lines.append("  派单   响应率   解决率   满意率  按期办结率  名称")
         for name, r in table[dimension].items():
-            lines.append(f"{name:<16}{r.dispatched:>6}{percent(r.response_rate):>9}{percent(r.resolution_rate):>9}"
-                         f"{percent(r.satisfaction_rate):>9}{percent(r.on_time_rate):>9}")
+            lines.append(f"{r.dispatched:>6}{percent(r.response_rate):>9}{percent(r.resolution_rate):>9}"
+                         f"{percent(r.satisfaction_rate):>9}{percent(r.on_time_rate):>11}  {name}")
     return "\n".join(lines)

@@ -70,6 +70,11 @@ EVENT_NAMES = {
 RATING_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
 
 
+def with_kept_notices(notices: list[str], reply: str) -> str:
+    """Notices that could not be sent earlier, shown before the answer to the person's message."""
+    return "【您有未读消息】\n" + "\n—\n".join(notices) + "\n——————\n" + reply
+
+
 def local_time(at: datetime) -> str:
     return at.replace(tzinfo=timezone.utc).astimezone(CHINA).strftime("%m月%d日 %H:%M")
 

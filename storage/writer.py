@@ -52,7 +52,7 @@ class Conflict(Exception):
 
 class Writer:
     def __init__(self, engine: AsyncEngine, max_batch: int = 256) -> None:
-        self._engine = engine
+        self.engine = engine
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Unit, asyncio.Future]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
@@ -102,7 +102,7 @@ class Writer:
             if not batch:
                 return
         try:
-            async with self._engine.begin() as conn:
+            async with self.engine.begin() as conn:
                 fresh = await _drop_stored(conn, batch)
                 await _apply(conn, [u for u, _ in fresh])
         except IntegrityError:
@@ -117,7 +117,7 @@ class Writer:
 
     async def _commit_one(self, unit: Unit, fut: asyncio.Future) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self.engine.begin() as conn:
                 if await _drop_stored(conn, [(unit, fut)]):
                     for guard in unit.guards:
                         if (await conn.execute(guard)).rowcount != 1:

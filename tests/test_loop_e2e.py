@@ -153,3 +153,13 @@ async def test_overdue_ticket_is_reminded_then_escalated_twice(platform):
     await p.tick()
     await p.deliver()
     assert len(await p.sent(HEAD)) == head_count  # each level once
+
+
+async def test_a_notice_nobody_could_send_is_shown_at_the_next_message(platform):
+    p = platform  # the worker never wrote to the account and no template is configured: no channel is open
+    number = number_in(await p.say(RESIDENT, "小区里的路灯坏了两盏"))
+    await p.deliver()
+    assert await p.sent(WORKER) == []
+    reply = await p.say(WORKER, "待签收")
+    assert reply.startswith("【您有未读消息】") and number in reply.split("——————")[0]
+    assert "未读" not in await p.say(WORKER, "待签收")  # shown once
