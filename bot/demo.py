@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
+
 from aiohttp import web
 
 from bot.app import SERVICE, create_app
@@ -24,9 +26,22 @@ IDENTITIES = {
 }
 
 
+DEMO_TEMPLATE_ID = "demo-progress"  # the stand-in accepts any template id
+
+
 def demo_settings(db_file: str, api_base: str) -> Settings:
     return Settings(wechat_token=DEMO_TOKEN, wechat_appid=DEMO_APPID, wechat_secret=DEMO_SECRET,
-                    wechat_aes_key=DEMO_AES_KEY, database_url=f"sqlite:///{db_file}", wechat_api_base=api_base)
+                    wechat_aes_key=DEMO_AES_KEY, database_url=f"sqlite:///{db_file}", wechat_api_base=api_base,
+                    wechat_template_id=DEMO_TEMPLATE_ID)
+
+
+async def follow_the_account(standin_url: str) -> None:
+    """Everyone in the demo follows the account, so notices can reach them as template messages."""
+    async with aiohttp.ClientSession() as http:
+        for openid in IDENTITIES.values():
+            async with http.post(f"{standin_url}/_standin/push",
+                                 json={"openid": openid, "type": "event", "event": "subscribe"}) as resp:
+                resp.raise_for_status()
 
 
 async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out=print) -> int:
@@ -42,6 +57,7 @@ async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out
     await site.start()
     webhook = f"http://127.0.0.1:{runner.addresses[0][1]}/wechat"
     standin_app[STANDIN_STATE].webhook_url = webhook
+    await follow_the_account(standin.url)
     out(f"邻里演示：服务 {webhook}，微信替身 {standin.url}，数据在 {db_file}")
     out("身份：" + "、".join(IDENTITIES))
     try:
