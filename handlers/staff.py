@@ -21,6 +21,7 @@ from handlers.hotspots import cluster_sizes
 from handlers.notify import mask_phone, notify
 from handlers.types import Inbound, Outcome
 from storage import tickets as repo
+from storage.accounts import staff_roles
 from storage.models import Resident, Staff, Ticket, TicketEvent, TicketParty
 from storage.writer import Unit
 
@@ -34,11 +35,6 @@ _ROLE_TITLES = {"grid_worker": "网格员", "property": "物业", "owners_commit
 
 def looks_like_staff_command(text: str) -> bool:
     return text.strip() in _LIST or text.strip() in ("工单帮助", "工作台") or bool(_COMMAND.match(text))
-
-
-async def roles_of(session: AsyncSession, openid: str) -> list[Staff]:
-    return list((await session.execute(
-        select(Staff).where(Staff.openid == openid, Staff.active.is_(True)).order_by(Staff.id))).scalars())
 
 
 def may_take(roles: list[Staff], ticket: Ticket) -> Staff | None:
@@ -68,7 +64,7 @@ async def handle(msg: Inbound, ctx: Context) -> Outcome | None:
     if not looks_like_staff_command(text):
         return None
     async with ctx.sessions() as session:
-        roles = await roles_of(session, msg.openid)
+        roles = await staff_roles(session, msg.openid)
         match = _COMMAND.match(text)
         if match and match.group(1) == "回复" and not roles:
             return await _resident_message(session, msg, ctx, match.group(2), match.group(3).strip())
