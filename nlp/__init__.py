@@ -14,12 +14,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .taxonomy import CATEGORIES, EMERGENCIES, Category, Emergency
+from .taxonomy import CATEGORIES, EMERGENCIES, ROUTES as ROUTES_OK, Category, Emergency
 
 DEFAULT_MODEL = Path(__file__).with_name("tables") / "community"
 
 __all__ = [
-    "CATEGORIES", "EMERGENCIES", "Category", "Emergency", "Verdict", "Classifier",
+    "CATEGORIES", "EMERGENCIES", "ROUTES_OK", "Category", "Emergency", "Verdict", "Classifier",
     "classify", "warm_up", "load", "DEFAULT_MODEL",
 ]
 
@@ -57,16 +57,16 @@ class Classifier:
         sc = m.score(text, self.tok)
         probs = sc.probs.tolist()
         classes = m.classes
-        order = sorted(range(len(probs)), key=probs.__getitem__, reverse=True)[:3]
-        best = classes[order[0]]
-        conf = probs[order[0]]
-        candidates = tuple((classes[i], round(probs[i], 4)) for i in order)
-        unsure = conf < m.unsure_below or sc.evidence <= self.min_evidence
-        if intent in ("command", "smalltalk"):
+        ranked = sorted(zip(probs, classes), reverse=True)[:3]
+        conf, best = ranked[0]
+        candidates = tuple((c, round(p, 4)) for p, c in ranked)
+        # unsure: a weak winner, too little known vocabulary, or "other" (nothing recognised to route by)
+        unsure = conf < m.unsure_below or sc.evidence <= self.min_evidence or best == "other"
+        if intent in ("command", "smalltalk") and text and not text.isspace():
             # nothing to route: the service answers these itself
             best, unsure = ("other" if "other" in classes else best), False
         c = sc.contrib
-        kws = tuple(sorted(c, key=c.__getitem__, reverse=True)[:5])
+        kws = tuple(sorted(c, key=c.__getitem__, reverse=True)[:5]) if c else ()
         if emergency:
             urgency = "emergency"
         else:

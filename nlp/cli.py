@@ -17,12 +17,12 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("features and learner (defaults chosen by 5-fold CV, see docs/nlp.md)")
     g.add_argument("--C", type=float, default=None, help="LinearSVC regularisation (default 1.0)")
     g.add_argument("--no-balance", action="store_true", help="no class weights (default: balanced)")
-    g.add_argument("--chars", default=None, help="character n-gram lengths lo,hi (default 1,3; 0 = none)")
+    g.add_argument("--chars", default=None, help="character n-gram lengths lo,hi (default 1,2; 0 = none)")
     g.add_argument("--char-limit", type=int, default=None, help="only the first N characters give char n-grams")
-    g.add_argument("--no-bigrams", action="store_true", help="no word bigrams")
+    g.add_argument("--bigrams", action="store_true", help="add word bigrams (default: words only)")
     g.add_argument("--no-idf", action="store_true", help="no idf weighting")
     g.add_argument("--hmm", action="store_true", help="tokenise with jieba's HMM for unknown words (slower)")
-    g.add_argument("--word-scale", type=float, default=None, help="weight of the word block vs the char block (default 1)")
+    g.add_argument("--word-scale", type=float, default=None, help="weight of the word block vs the char block (default 0.7)")
     g.add_argument("--prune", type=float, default=None, help="drop learned weights below this (default 0.001)")
 
 
@@ -33,8 +33,8 @@ def _settings(a) -> tuple[dict, dict]:
         cfg["chars"] = None if a.chars in ("0", "") else [int(x) for x in a.chars.split(",")]
     if a.char_limit is not None:
         cfg["char_limit"] = a.char_limit
-    if a.no_bigrams:
-        cfg["bigrams"] = False
+    if a.bigrams:
+        cfg["bigrams"] = True
     if a.no_idf:
         cfg["idf"] = False
     if a.hmm:

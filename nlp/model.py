@@ -31,7 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import normalize
+from .features import _TRANS, normalize
+
+_KEY_TRANS = {**_TRANS}
+for _c in "<>":
+    _KEY_TRANS.pop(ord(_c), None)
 
 _ZERO = itertools.repeat(0)
 _ONE = itertools.repeat(1)
@@ -42,22 +46,25 @@ _REDUCE_AT = ((0,),)
 
 DEFAULT_CFG = {
     "words": True,
-    "bigrams": True,
-    "chars": [1, 3],
+    "bigrams": False,
+    "chars": [1, 2],
     "char_limit": 0,
     "hmm": False,
 }
 
 
 def parse_keyword(key: str) -> tuple[str, str]:
-    """Table notation -> (kind, key): kind is 'word', 'bigram' or 'chars'."""
+    """Table notation -> (kind, key): kind is 'word', 'bigram' or 'chars'.
+
+    Spaces inside a character sequence are significant (a learned 2-gram can be "a "), so nothing is stripped
+    here; read_table strips hand-written keywords only."""
     if len(key) > 2 and key[0] == "<" and key[-1] == ">":
         inner = key[1:-1].strip()
-        if " " in inner:
+        if " " in inner.strip():
             a, b = inner.split(None, 1)
             return "bigram", normalize(a) + " " + normalize(b)
         return "word", normalize(inner)
-    return "chars", normalize(key)
+    return "chars", key.translate(_KEY_TRANS).lower()
 
 
 def show_keyword(kind: str, key: str) -> str:
@@ -76,9 +83,10 @@ def read_table(path: Path) -> list[tuple[str, float, str]]:
             weight = float(parts[1])
         except ValueError:
             raise ValueError(f"{path}:{n}: weight {parts[1]!r} is not a number") from None
-        key = parts[0].strip()
+        source = parts[2].strip() if len(parts) > 2 else "hand"
+        key = parts[0] if source == "learned" else parts[0].strip()
         if key:
-            rows.append((key, weight, parts[2].strip() if len(parts) > 2 else "hand"))
+            rows.append((key, weight, source))
     return rows
 
 
@@ -161,6 +169,8 @@ class Model:
                     continue
                 key, _, v = line.partition("\t")
                 kind, k = parse_keyword(key)
+                if not k:
+                    continue
                 r = index[(kind, k)] = raw[key] = len(labels)
                 labels.append(show_keyword(kind, k))
                 idf_rows.append((r, float(v)))
@@ -280,15 +290,16 @@ class Model:
         # list -> index array through array.array is ~3x faster than numpy's own conversion
         A = self.W.take(np.frombuffer(array.array("q", rows), dtype=np.int64), axis=0)
         if nwr and crows:
-            a, b = np.add.reduceat(A, (0, nwr))
-            nw = 1.0 / math.sqrt(a[-1])
-            nc = 1.0 / math.sqrt(b[-1])
-            s = self.bias + a[:-1] * nw + b[:-1] * nc
+            S = np.add.reduceat(A, (0, nwr))  # [word block sums; char block sums], last column: Σ idf²
+            qw, qc = S[:, -1].tolist()
+            nw, nc = 1.0 / math.sqrt(qw), 1.0 / math.sqrt(qc)
+            s = np.dot((nw, nc), S)
         else:
-            a = A.sum(0)
-            n = 1.0 / math.sqrt(a[-1])
+            s = A.sum(0)
+            n = 1.0 / math.sqrt(float(s[-1]))
             nw, nc = (n, 0.0) if nwr else (0.0, n)
-            s = self.bias + a[:-1] * n
+            s = s * n
+        s = s[:-1] + self.bias
         return s, nw, nc, A
 
     def score(self, text: str, tok, explain: bool = True) -> Scored:
@@ -302,22 +313,20 @@ class Model:
         evidence = float(s[best] - self.bias[best])
         if explain and A is not None:
             nwr = len(wrows)
-            col = A[:, best].tolist()
-            n = len(col)
+            col = A[:, best] * nc
+            if nwr:
+                col[:nwr] = A[:nwr, best] * nw
+            n = col.size
+            # strongest positive contributions in score units (block normaliser applied), merged per keyword
+            top = np.argpartition(col, n - 8)[n - 8 :].tolist() if n > 8 else range(n)
+            vals = col.tolist()
             rows = wrows + crows
             labels = self.labels
-            # strongest positive contributions, in score units (block normaliser applied), merged per keyword
-            if nwr and nc != nw:
-                col = [v * nw for v in col[:nwr]] + [v * nc for v in col[nwr:]]
-            else:
-                f = nw or nc
-                col = [v * f for v in col]
-            for i in heapq.nlargest(8, range(n), col.__getitem__):
-                v = col[i]
-                if v <= 0:
-                    break
-                key = labels[rows[i]]
-                contrib[key] = contrib.get(key, 0.0) + v
+            for i in top:
+                v = vals[i]
+                if v > 0:
+                    key = labels[rows[i]]
+                    contrib[key] = contrib.get(key, 0.0) + v
         return Scored(s, probs, contrib, evidence)
 
     def predict(self, texts, tok) -> list[str]:
@@ -354,7 +363,7 @@ def write_model(
         with open(out / f"{c}.tsv", "w", encoding="utf-8") as f:
             f.write(f"# {c}: keyword<TAB>weight<TAB>source — hand rows first, then learned rows by |weight|\n")
             for k, w, src in hand + learned:
-                f.write(f"{k}\t{w:.4g}\t{src}\n")
+                f.write(f"{k}\t{w:.5g}\t{src}\n")
 
 
 def softmax_nll(scores: np.ndarray, y: np.ndarray, t: float) -> float:

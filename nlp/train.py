@@ -19,7 +19,7 @@ from . import tokenizer
 from .features import bigrams_of, char_ngrams, normalize, words_of
 from .model import DEFAULT_CFG, fit_temperature, read_table, write_model
 
-DEFAULT_TRAIN = {"C": 1.0, "class_weight": "balanced", "prune": 1e-3, "word_scale": 1.0}
+DEFAULT_TRAIN = {"C": 1.0, "class_weight": "balanced", "prune": 1e-3, "word_scale": 0.7}
 
 
 def read_csv(path: str | Path) -> tuple[list[str], list[str], list[dict]]:
@@ -98,7 +98,7 @@ def design(wdocs, cdocs, blocks=None, use_idf=True, word_scale=1.0):
 def fit_linear(X, y, params):
     from sklearn.svm import LinearSVC
 
-    clf = LinearSVC(C=params["C"], class_weight=params["class_weight"] or None, max_iter=5000)
+    clf = LinearSVC(C=params["C"], class_weight=params["class_weight"] or None, max_iter=5000, random_state=0)
     clf.fit(X, y)
     return clf
 
