@@ -23,11 +23,12 @@ from bot.sender import OutboxSender
 from bot.webhook import add_webhook_routes
 from bot.wechat_api import WeChatAPI
 from handlers.context import Context, utcnow
+from handlers.dispatch import Directory
 from handlers.followup import followup_jobs, load_time_limits
 from storage.db import create_engine, sessionmaker
 from storage.ids import IdAllocator
 from storage.migrate import upgrade_async
-from storage.state import open_state
+from storage.state import ScopedState, open_state
 from storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,11 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
     if migrate if migrate is not None else settings.embedded:
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    state = open_state(settings.redis_url, state_prefix)
+    state = ScopedState(open_state(settings.redis_url, state_prefix))
     await state.ping()
     await asyncio.to_thread(nlp.warm_up)  # the dictionary loads now, not on the first resident's message
-    ctx = Context(sessions=sessionmaker(engine), state=state,
+    sessions = sessionmaker(engine)
+    ctx = Context(engine=engine, sessions=sessions, state=state, directory=Directory(sessions),
                   ticket_ids=IdAllocator(engine, "tickets", start=FIRST_TICKET_ID),
                   now=now, attach_window_s=settings.attach_window_s,
                   time_limits=load_time_limits(settings.time_limits_file),

@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the webhook service")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="app processes sharing the port (SO_REUSEPORT); more than 1 needs REDIS_URL")
+    serve.add_argument("--reuse-port", action="store_true", help="share the port with other processes")
     serve.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="try Linli locally: demo community, WeChat stand-in and a chat")
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     admin_cli.register(commands)
     outbox = commands.add_parser("outbox", help="notifications that could not be delivered")
     sender.register(outbox.add_subparsers(dest="outbox_command", required=True))
+
+    from bot import bench
+
+    bench.register(commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_what", required=True))
 
     report = commands.add_parser("report", help="the three rates per grid, worker, committee and category")
     report.add_argument("--month", required=True, help="YYYY-MM")
@@ -69,8 +76,32 @@ def _serve(args) -> int:
     from bot.app import create_app
 
     settings = load_settings()
-    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None)
+    if args.workers > 1:
+        if not settings.redis_url:
+            raise ConfigError("REDIS_URL is not set: several worker processes must share their state in Redis")
+        return _serve_workers(args)
+    web.run_app(create_app(settings), host=args.host, port=args.port, access_log=None,
+                reuse_port=args.reuse_port or None, print=lambda *_: None)
     return 0
+
+
+def _serve_workers(args) -> int:
+    """N copies of `linli serve --reuse-port` on one port; the kernel spreads connections among them."""
+    import signal
+    import subprocess
+
+    command = [sys.executable, "-m", "bot.cli", "serve", "--host", args.host, "--port", str(args.port),
+               "--reuse-port"]
+    workers = [subprocess.Popen(command) for _ in range(args.workers)]
+
+    def stop(signum, _frame):
+        for worker in workers:
+            worker.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    codes = [worker.wait() for worker in workers]
+    return max(codes, key=abs)
 
 
 def _database_url() -> str:

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from bot.sender import show_kept
 from handlers import texts
 from handlers.context import Context
+from handlers.dispatch import Directory
 from handlers.router import route
 from handlers.types import Inbound
 from storage import tickets as repo
 from storage.models import InboundMessage
+from storage.state import ScopedState
 from storage.writer import Conflict, Duplicate, Writer
 
 log = logging.getLogger(__name__)
 KEPT_FLAG_S = 30 * 86400
+# Per-person keys every message may need: read ahead with the claim, in the same round trip.
+PER_PERSON = ("conv:", "kept:", "last_ticket:", "has_tickets:", "pin:", "orphans:")
 
 
 @dataclass
@@ -37,40 +41,50 @@ class Limits:
 class Delivery:
     def __init__(self, ctx: Context, writer: Writer, limits: Limits | None = None) -> None:
         self.ctx, self.writer, self.limits = ctx, writer, limits or Limits()
+        self.state: ScopedState = ctx.state
         self.on_notices = lambda: None  # wakes the outbox sender after a commit that wrote notices
 
     async def deliver(self, msg: Inbound) -> str | None:
         """The reply text for this push (None: answer `success`)."""
-        key = msg.dedupe_key
-        if not await self._claim(key):
-            earlier = await self._wait_for_reply(key)
-            if earlier is not None:
-                return earlier or None
-            # The first delivery died or the state was lost: handle it; the database refuses a second record.
-        if await self._over_rate(msg.openid):
-            await self._remember(key, texts.RATE_LIMITED)
-            return texts.RATE_LIMITED
-        try:
-            reply = await self._handle(msg)
-            if reply is not None:
-                reply = await self._with_kept_notices(msg.openid, reply)
-        except Exception:
-            log.exception("could not handle %s", key)
-            await self._forget(key)  # so that WeChat's retry gets a fresh try
-            return texts.TRY_AGAIN_LATER
-        await self._remember(key, reply or "")
-        return reply
+        key, openid, limits = msg.dedupe_key, msg.openid, self.limits
+        read_ahead = [("claim", "claim:" + key, "1", limits.reply_cache_s),
+                      ("hit", "rate:" + openid, limits.rate_window_s),
+                      ("get", Directory.VERSION_KEY)] + [("get", prefix + openid) for prefix in PER_PERSON]
+        async with self.state.scope(read_ahead) as (claimed, count, version, *_):
+            self.ctx.directory.note_version(version)
+            if claimed is False:
+                earlier = await self._wait_for_reply(key)
+                if earlier is not None:
+                    return earlier or None
+                # The first delivery died or the state was lost: handle it; the database refuses a second record.
+            if count is not None and count > limits.rate_count:
+                await self._flush(key, texts.RATE_LIMITED)
+                return texts.RATE_LIMITED
+            try:
+                reply = await self._handle(msg)
+                if reply is not None:
+                    reply = await self._with_kept_notices(openid, reply)
+            except Exception:
+                log.exception("could not handle %s", key)
+                await _quietly(self.state.inner.delete("claim:" + key), "claim release")  # WeChat's retry: fresh try
+                return texts.TRY_AGAIN_LATER
+            await self._flush(key, reply or "")
+            return reply
 
     async def mark_kept(self, openid: str) -> None:
         """The sender could not reach this person: show what it kept with their next reply."""
-        await _quietly(self.ctx.state.set("kept:" + openid, "1", KEPT_FLAG_S), "kept flag")
+        await _quietly(self.state.inner.set("kept:" + openid, "1", KEPT_FLAG_S), "kept flag")
 
     async def _with_kept_notices(self, openid: str, reply: str) -> str:
-        if not await _quietly(self.ctx.state.get("kept:" + openid), "kept flag"):
+        if not await self.state.get("kept:" + openid):
             return reply
-        await _quietly(self.ctx.state.delete("kept:" + openid), "kept flag")
+        await self.state.delete("kept:" + openid)
         kept = await show_kept(self.writer.engine, openid)
         return texts.with_kept_notices(kept, reply) if kept else reply
+
+    async def _flush(self, key: str, reply: str) -> None:
+        """The state writes held back while handling, and the reply for retries, in one round trip."""
+        await _quietly(self.state.flush([("set", "reply:" + key, reply, self.limits.reply_cache_s)]), "state flush")
 
     async def _handle(self, msg: Inbound) -> str | None:
         outcome = await route(msg, self.ctx)
@@ -94,30 +108,16 @@ class Delivery:
             await _quietly(step(), "after-commit step")
         return outcome.reply
 
-    async def _claim(self, key: str) -> bool:
-        claimed = await _quietly(self.ctx.state.claim("claim:" + key, "1", self.limits.reply_cache_s), "claim")
-        return claimed is not False  # state unreachable: go on, the database still dedupes
-
     async def _wait_for_reply(self, key: str) -> str | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.retry_wait_s
         delay = 0.005
         while True:
-            reply = await _quietly(self.ctx.state.get("reply:" + key), "reply lookup")
+            reply = await _quietly(self.state.inner.get("reply:" + key), "reply lookup")
             if reply is not None or loop.time() >= deadline:
                 return reply
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
-
-    async def _over_rate(self, openid: str) -> bool:
-        count = await _quietly(self.ctx.state.hit("rate:" + openid, self.limits.rate_window_s), "rate limit")
-        return count is not None and count > self.limits.rate_count
-
-    async def _remember(self, key: str, reply: str) -> None:
-        await _quietly(self.ctx.state.set("reply:" + key, reply, self.limits.reply_cache_s), "reply cache")
-
-    async def _forget(self, key: str) -> None:
-        await _quietly(self.ctx.state.delete("claim:" + key), "claim release")
 
 
 async def _quietly(awaitable, what: str):

@@ -160,6 +160,7 @@ async def _finish(msg: Inbound, ctx: Context, conversation: dict, *, is_owner: b
 
     async def done() -> None:
         await ctx.end_conversation(msg.openid)
+        await ctx.directory.changed(ctx.state)  # routing must see the new (or no longer confirmed) home
 
     reply = T.bound(place.label(), is_owner) if by_code else T.pending(place.label())
     return Outcome(reply, unit, [done])
@@ -190,14 +191,17 @@ async def _confirm_binding(msg: Inbound, ctx: Context, command: re.Match | None)
     unit = Unit()
     still_pending = (Resident.openid == resident.openid) & (Resident.status == "pending") & (
         Resident.household_id == resident.household_id)
+    async def routing_sees_it() -> None:
+        await ctx.directory.changed(ctx.state)
+
     if verb == "确认":
         unit.updates.append(update(Resident).where(still_pending).values(status="bound", bound_at=now))
         notify(unit, resident.openid, T.resident_confirmed(label, resident.is_owner), now)
-        return Outcome(T.worker_confirmed(label, sid), unit)
+        return Outcome(T.worker_confirmed(label, sid), unit, [routing_sees_it])
     unit.updates.append(update(Resident).where(still_pending).values(status="unbound", household_id=None,
                                                                      is_owner=False))
     notify(unit, resident.openid, T.resident_rejected(label), now)
-    return Outcome(T.worker_rejected(label, sid), unit)
+    return Outcome(T.worker_rejected(label, sid), unit, [routing_sees_it])
 
 
 # ---- staff: invite codes ------------------------------------------------------------------------
@@ -205,6 +209,7 @@ async def _confirm_binding(msg: Inbound, ctx: Context, command: re.Match | None)
 async def _use_invite(msg: Inbound, ctx: Context, code: str, said_so: bool) -> Outcome | None:
     claim = await claim_invite(ctx.sessions, code, msg.openid, ctx.now())
     if claim.outcome in ("bound", "already"):
+        await ctx.directory.changed(ctx.state)  # the new role gets the next new ticket's notices
         # The claim is committed already; the empty unit stores the reply, so a retry of this push gets it too.
         return Outcome(T.staff_bound(T.role_title(claim.role, claim.grid_name, claim.is_head)), Unit())
     if claim.outcome == "used":

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from handlers.dispatch import Directory
 from storage.ids import IdAllocator
 from storage.state import StateStore
 
@@ -18,9 +19,11 @@ def utcnow() -> datetime:
 
 @dataclass
 class Context:
+    engine: AsyncEngine  # for lean Core reads on the hot path
     sessions: async_sessionmaker
     state: StateStore
     ticket_ids: IdAllocator
+    directory: Directory  # staff, cached: whom a new ticket's notices go to
     now: Callable[[], datetime] = utcnow  # naive UTC; tests pass a travelling clock
     attach_window_s: float = 600  # a picture or place sent this soon after a ticket belongs to it
     conversation_ttl_s: float = 1800

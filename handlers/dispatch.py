@@ -6,15 +6,18 @@ Emergencies reach the grid worker, the residents' committee head and the duty de
 """
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import nlp
 from handlers import ticket_rules
-from storage.community import grid_at, household_place, resident_place as bound_place
+from storage.community import grid_at, household_place
+from storage.tickets import bound_homes
 from storage.models import Attachment, Grid, Staff
 
 EMERGENCY_RESPONSE_HOURS = 2
@@ -63,11 +66,8 @@ def party_rows(ticket_id: int, plan_: Plan) -> list[dict]:
         dict(ticket_id=ticket_id, route=r, lead=False) for r in plan_.co_routes]
 
 
-async def resident_place(session: AsyncSession, openid: str, since: datetime) -> Place:
-    """The bound household's grid; else the grid of a location the resident sent recently."""
-    bound = await bound_place(session, openid)
-    if bound:
-        return Place(*bound)
+async def pinned_place(session: AsyncSession, openid: str, since: datetime) -> Place:
+    """The grid of the last location the resident sent since then, if it lies in one."""
     pin = (await session.execute(
         select(Attachment.latitude, Attachment.longitude).where(
             Attachment.openid == openid, Attachment.kind == "location", Attachment.created_at >= since)
@@ -79,30 +79,88 @@ async def resident_place(session: AsyncSession, openid: str, since: datetime) ->
     return Place()
 
 
-async def members(session: AsyncSession, routes: tuple[str, ...] | list[str], grid_id: int | None) -> list[Staff]:
-    """Active staff of these bodies; grid workers only of this grid. 'X_head' means the heads of X.
+def select_members(staff: list[Staff], routes: tuple[str, ...] | list[str], grid_id: int | None) -> list[Staff]:
+    """The active staff of these bodies; grid workers only of this grid. 'X_head' means the heads of X.
 
     With nobody bound to the duty desk, community admins stand in for it.
     """
     wanted = set(routes)
     heads = {r.removesuffix("_head") for r in wanted if r.endswith("_head")}
-    plain = {r for r in wanted if not r.endswith("_head")}
-    if "duty_desk" in plain:
-        plain.add("admin")
-    conditions = []
-    if plain - {"grid_worker"}:
-        conditions.append(Staff.role.in_(plain - {"grid_worker"}))
-    if "grid_worker" in plain and grid_id is not None:
-        conditions.append((Staff.role == "grid_worker") & (Staff.grid_id == grid_id))
-    if heads:
-        conditions.append(Staff.role.in_(heads) & Staff.is_head.is_(True))
-    if not conditions:
-        return []
-    rows = list((await session.execute(
-        select(Staff).where(Staff.active.is_(True), or_(*conditions)).order_by(Staff.id))).scalars())
-    if "duty_desk" in plain and any(s.role == "duty_desk" for s in rows):
-        rows = [s for s in rows if s.role != "admin" or s.role in wanted]  # admins only stand in
-    return rows
+    plain = wanted - {r for r in wanted if r.endswith("_head")}
+    stand_in = "duty_desk" in plain and not any(s.role == "duty_desk" for s in staff if s.active)
+
+    def chosen(s: Staff) -> bool:
+        if not s.active:
+            return False
+        if s.role == "grid_worker":
+            return "grid_worker" in plain and grid_id is not None and s.grid_id == grid_id
+        return s.role in plain or (s.role in heads and s.is_head) or (stand_in and s.role == "admin")
+
+    return [s for s in staff if chosen(s)]
+
+
+async def members(session: AsyncSession, routes: tuple[str, ...] | list[str], grid_id: int | None) -> list[Staff]:
+    """select_members over the staff table as it is now (the staff table is small: one query, no cache)."""
+    staff = list((await session.execute(select(Staff).where(Staff.active.is_(True)).order_by(Staff.id))).scalars())
+    return select_members(staff, routes, grid_id)
+
+
+@dataclass(frozen=True)
+class Home:
+    grid_id: int
+    household_id: int
+    where: str  # "1号网格 3栋2单元501"
+
+
+class Directory:
+    """Staff and residents' confirmed homes, kept in memory for the webhook's hot path.
+
+    Only routing reads it (whom a new ticket goes to, and where the resident lives); what staff may do is
+    always checked against the database. Every change of a binding sets a new version in the shared state,
+    which each message reads ahead anyway: every process reloads before it routes its next ticket.
+    Without shared state (Redis restarting), the copy is at most `ttl_s` old.
+    """
+
+    VERSION_KEY = "directory:version"
+
+    def __init__(self, sessions, ttl_s: float = 15, clock=time.monotonic) -> None:
+        self._sessions, self._ttl_s, self._clock = sessions, ttl_s, clock
+        self._staff: list[Staff] = []
+        self._homes: dict[str, Home] = {}
+        self._loaded_at: float | None = None
+        self._version: str | None = None
+
+    def note_version(self, version: str | None) -> None:
+        if version is not None and version != self._version:
+            self._version, self._loaded_at = version, None
+
+    def invalidate(self) -> None:
+        self._loaded_at = None
+
+    async def changed(self, state) -> None:
+        """A role or a binding changed: every process reloads before routing again."""
+        self.invalidate()
+        await state.set(self.VERSION_KEY, uuid.uuid4().hex, 365 * 86400)
+
+    async def members(self, routes: tuple[str, ...] | list[str], grid_id: int | None) -> list[Staff]:
+        if not routes:
+            return []
+        await self._fresh()
+        return select_members(self._staff, routes, grid_id)
+
+    async def home(self, openid: str) -> Home | None:
+        await self._fresh()
+        return self._homes.get(openid)
+
+    async def _fresh(self) -> None:
+        if self._loaded_at is not None and self._clock() - self._loaded_at <= self._ttl_s:
+            return
+        async with self._sessions() as session:
+            self._staff = list((await session.execute(
+                select(Staff).where(Staff.active.is_(True)).order_by(Staff.id))).scalars())
+            self._homes = {openid: Home(grid_id, household_id, where)
+                           for openid, grid_id, household_id, where in await bound_homes(session)}
+        self._loaded_at = self._clock()
 
 
 async def where(session: AsyncSession, place: Place) -> str:

@@ -35,13 +35,9 @@ def same_matter(keywords_a: str, keywords_b: str) -> bool:
     return bool(set(keywords_a.split()) & set(keywords_b.split()))
 
 
-async def open_repeat(session: AsyncSession, openid: str, category: str, text: str) -> Ticket | None:
-    rows = await session.execute(select(Ticket).where(
-        Ticket.openid == openid, Ticket.category == category, Ticket.status.in_(OPEN)).order_by(Ticket.id.desc()))
-    for ticket in rows.scalars():
-        if similarity(ticket.text, text) >= REPEAT_SIMILARITY:
-            return ticket
-    return None
+def repeat_of(open_tickets, text: str):
+    """The resident's open ticket (same category) that this message repeats, if any."""
+    return next((t for t in open_tickets if similarity(t.text, text) >= REPEAT_SIMILARITY), None)
 
 
 @dataclass

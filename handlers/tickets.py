@@ -6,7 +6,7 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 
 import nlp
-from handlers import dispatch, hotspots, texts
+from handlers import dispatch, hotspots, texts, ticket_rules
 from handlers.context import Context
 from handlers.types import Inbound, Outcome
 from storage import tickets as repo
@@ -17,6 +17,7 @@ from storage.writer import Unit
 
 _MEDIA_NAMES = {"image": "照片", "location": "位置", "voice": "语音", "video": "视频"}
 _COMMON_CATEGORIES = ("environment", "property", "facilities")  # offered when the classifier has no guess
+HAS_TICKETS_S = 180 * 86400  # longer than any ticket stays open
 
 
 def _handler_name(route: str) -> str:
@@ -30,23 +31,36 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
     now = ctx.now()
     since = now - timedelta(seconds=ctx.attach_window_s)
     keywords = " ".join(verdict.keywords)[:200]
-    async with ctx.sessions() as session:
-        if not verdict.emergency and (repeat := await hotspots.open_repeat(session, msg.openid, category.code, text)):
+    # The flag spares first-time residents a query: only someone with tickets can repeat one. (Without
+    # shared state, say while Redis restarts, a repeat may become a new ticket; nothing is lost.)
+    if not verdict.emergency and await ctx.state.get("has_tickets:" + msg.openid):
+        async with ctx.engine.connect() as conn:
+            mine = await repo.open_tickets(conn, msg.openid, category.code, ticket_rules.OPEN)
+        if repeat := hotspots.repeat_of(mine, text):
             return _repeat(msg, ctx, repeat, now)
-        place = await dispatch.resident_place(session, msg.openid, since)
-        ask = verdict.unsure and not verdict.emergency  # in danger, help comes first; the category can wait
-        route_plan = dispatch.plan(category, place, verdict.emergency)
-        if ask:  # a person at the duty desk sorts it out if the resident does not answer the question
-            route_plan = dispatch.Plan("duty_desk", (), route_plan.alert_routes)
-        staff = await dispatch.members(session, (route_plan.route,) + route_plan.co_routes, place.grid_id)
-        alerted = await dispatch.members(session, route_plan.alert_routes, place.grid_id)
-        link = None if ask else await hotspots.find_link(
-            session, grid_id=place.grid_id, household=hotspots.household_key(place.household_id, msg.openid),
-            category=category.code, keywords=keywords, now=now,
-            window=timedelta(seconds=ctx.hotspot_window_s), threshold=ctx.hotspot_households)
-        where = await dispatch.where(session, place)
-        orphans = (await repo.orphan_attachment_ids(session, msg.openid, since)
-                   if await ctx.state.get("orphans:" + msg.openid) else [])  # the flag spares most messages a query
+    home = await ctx.directory.home(msg.openid)
+    place, where = (dispatch.Place(home.grid_id, home.household_id), home.where) if home else (dispatch.Place(), "")
+    ask = verdict.unsure and not verdict.emergency  # in danger, help comes first; the category can wait
+    link, orphans = None, []
+    # The flags spare most messages these queries: only a resident who sent a place or a picture needs them.
+    pinned, pictures = await ctx.state.get_many(["pin:" + msg.openid, "orphans:" + msg.openid])
+    if pinned or pictures or (place.grid_id is not None and not ask):
+        async with ctx.sessions() as session:
+            if place.grid_id is None and pinned:
+                place = await dispatch.pinned_place(session, msg.openid, since)
+                where = await dispatch.where(session, place)
+            if pictures:
+                orphans = await repo.orphan_attachment_ids(session, msg.openid, since)
+            if place.grid_id is not None and not ask:
+                link = await hotspots.find_link(
+                    session, grid_id=place.grid_id, household=hotspots.household_key(place.household_id, msg.openid),
+                    category=category.code, keywords=keywords, now=now,
+                    window=timedelta(seconds=ctx.hotspot_window_s), threshold=ctx.hotspot_households)
+    route_plan = dispatch.plan(category, place, verdict.emergency)
+    if ask:  # a person at the duty desk sorts it out if the resident does not answer the question
+        route_plan = dispatch.Plan("duty_desk", (), route_plan.alert_routes)
+    staff = await ctx.directory.members((route_plan.route,) + route_plan.co_routes, place.grid_id)
+    alerted = await ctx.directory.members(route_plan.alert_routes, place.grid_id)
 
     ticket_id = await ctx.ticket_ids.next()
     number = ticket_number(ticket_id)
@@ -75,7 +89,7 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
         if link.propose:
             unit.add(Proposal, title=f"{where or '本网格'}{category.name}问题（{households}户反映）", source="cluster",
                      cluster_id=link.cluster_id, status="candidate", created_at=now)
-            for member in await _committee(ctx):
+            for member in await ctx.directory.members(("residents_committee",), None):
                 notify(unit, member.openid, texts.hotspot_notice(category.name, where, households, number), now,
                        ticket_id)
     for member in staff:
@@ -99,6 +113,7 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
 
     async def remember() -> None:
         await ctx.state.set("last_ticket:" + msg.openid, f"{ticket_id} {number}", ctx.attach_window_s)
+        await ctx.state.set("has_tickets:" + msg.openid, "1", HAS_TICKETS_S)
         await ctx.state.delete("orphans:" + msg.openid)
         if conversation:
             await ctx.set_conversation(msg.openid, conversation)
@@ -113,11 +128,6 @@ def _repeat(msg: Inbound, ctx: Context, ticket: Ticket, now) -> Outcome:
     unit = Unit()
     unit.add(TicketEvent, ticket_id=ticket.id, at=now, actor=msg.openid, action="repeated", note=msg.text[:200])
     return Outcome(texts.repeat_progress(ticket.number, ticket.status), unit)
-
-
-async def _committee(ctx: Context):
-    async with ctx.sessions() as session:
-        return await dispatch.members(session, ("residents_committee",), None)
 
 
 async def choose_category(msg: Inbound, ctx: Context, conversation: dict) -> Outcome | None:
@@ -184,13 +194,17 @@ async def attach_media(msg: Inbound, ctx: Context) -> Outcome:
     unit.add(Attachment, ticket_id=ticket_id, openid=msg.openid, kind=msg.kind, media_id=msg.media_id,
              url=msg.pic_url, text=msg.text or msg.label, latitude=msg.latitude, longitude=msg.longitude,
              created_at=now)
+    async def remember_location() -> None:  # a new ticket soon after may be routed by it
+        await ctx.state.set("pin:" + msg.openid, "1", ctx.attach_window_s)
+
+    after = [remember_location] if msg.kind == "location" else []
     if ticket_id is None:
         async def remember_orphan() -> None:
             await ctx.state.set("orphans:" + msg.openid, "1", ctx.attach_window_s)
 
-        return Outcome(texts.orphan_media(what), unit, [remember_orphan])
+        return Outcome(texts.orphan_media(what), unit, [remember_orphan, *after])
     unit.add(TicketEvent, ticket_id=ticket_id, at=now, actor=msg.openid, action="attached", note=what)
-    return Outcome(texts.attached(number, what), unit)
+    return Outcome(texts.attached(number, what), unit, after)
 
 
 async def show_ticket(msg: Inbound, ctx: Context, number: str) -> Outcome:

@@ -1,11 +1,14 @@
 """Engine set-up: SQLite (WAL) as the embedded default, PostgreSQL via asyncpg in production."""
 from __future__ import annotations
 
-from sqlalchemy import event
+import weakref
+
+from sqlalchemy import Engine, create_engine as sa_create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 DEFAULT_URL = "sqlite:///linli.db"
+_SYNCHRONOUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SQLite engine -> its synchronous setting
 
 
 def async_url(url: str) -> str:
@@ -23,19 +26,30 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 10})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # every pooled connection gets the same settings
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed receipt survives power loss, not only a killed process.
-            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
+        _set_pragmas(engine.sync_engine, sqlite_synchronous)
+        _SYNCHRONOUS[engine.sync_engine] = sqlite_synchronous
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on the same SQLite file and settings (for the writer's thread)."""
+    url = engine.url.set(drivername="sqlite")
+    sync = sa_create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
+    _set_pragmas(sync, _SYNCHRONOUS.get(engine.sync_engine, "FULL"))
+    return sync
+
+
+def _set_pragmas(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # every pooled connection gets the same settings
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed receipt survives power loss, not only a killed process.
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
 
 
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:

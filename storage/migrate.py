@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
 
 from storage.db import async_url
 
@@ -18,7 +21,21 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+    with _exclusive(url):
+        command.upgrade(alembic_config(url), revision)
+
+
+@contextlib.contextmanager
+def _exclusive(url: str):
+    """Processes starting together on one SQLite file migrate one after the other (PostgreSQL's DDL is
+    transactional and needs no help; SQLite's, as driven by Alembic, is not)."""
+    database = make_url(async_url(url)).database
+    if not database or not async_url(url).startswith("sqlite") or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 async def upgrade_async(url: str, revision: str = "head") -> None:

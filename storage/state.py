@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+# One operation of a batch: ("get", key) | ("set", key, value, ttl_s) | ("delete", key)
+#                          | ("claim", key, value, ttl_s) | ("hit", key, window_s)
+Op = tuple
 
 
 class LockTimeout(Exception):
@@ -27,8 +36,15 @@ class StateStore(Protocol):
     async def hit(self, key: str, window_s: float) -> int:
         """Count one event in a fixed window starting at the first hit; return the count so far."""
     def lock(self, name: str, ttl_s: float, wait_s: float) -> contextlib.AbstractAsyncContextManager[None]: ...
+    async def batch(self, ops: list[Op]) -> list:
+        """Several operations in one round trip (a Redis pipeline); their results in order."""
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
+
+
+async def _one_by_one(store, ops: list[Op]) -> list:
+    methods = {"get": store.get, "set": store.set, "delete": store.delete, "claim": store.claim, "hit": store.hit}
+    return [await methods[op[0]](*op[1:]) for op in ops]
 
 
 class MemoryState:
@@ -97,6 +113,9 @@ class MemoryState:
         finally:
             lock.release()
 
+    async def batch(self, ops: list[Op]) -> list:
+        return await _one_by_one(self, ops)
+
     async def ping(self) -> None:
         return None
 
@@ -150,6 +169,39 @@ class RedisState:
             with contextlib.suppress(LockError):  # expired while we held it: nothing to release
                 await lock.release()
 
+    async def batch(self, ops: list[Op]) -> list:
+        if not ops:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for op in ops:
+                kind, key = op[0], self._p + op[1]
+                if kind == "get":
+                    pipe.get(key)
+                elif kind == "set":
+                    pipe.set(key, op[2], px=max(1, int(op[3] * 1000)))
+                elif kind == "delete":
+                    pipe.delete(key)
+                elif kind == "claim":
+                    pipe.set(key, op[2], px=max(1, int(op[3] * 1000)), nx=True)
+                elif kind == "hit":
+                    pipe.incr(key)
+                    pipe.pexpire(key, max(1, int(op[2] * 1000)), nx=True)
+                else:
+                    raise ValueError(f"unknown state operation {kind!r}")
+            raw = iter(await pipe.execute())
+        results = []
+        for op in ops:
+            value = next(raw)
+            if op[0] == "hit":
+                next(raw)  # the PEXPIRE's answer
+                value = int(value)
+            elif op[0] == "claim":
+                value = bool(value)
+            elif op[0] in ("set", "delete"):
+                value = None
+            results.append(value)
+        return results
+
     async def ping(self) -> None:
         await self._redis.ping()
 
@@ -159,3 +211,99 @@ class RedisState:
 
 def open_state(redis_url: str | None, prefix: str = "linli:") -> StateStore:
     return RedisState(redis_url, prefix) if redis_url else MemoryState()
+
+
+@dataclass
+class _Scope:
+    values: dict[str, str | None] = field(default_factory=dict)  # read ahead, or written in this scope
+    writes: list[Op] = field(default_factory=list)
+    degraded: bool = False  # the read-ahead failed: behave as if the state were empty, write nothing
+
+
+_scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("linli_state_scope", default=None)
+
+
+class ScopedState:
+    """A StateStore that, inside `scope()`, answers reads from one read-ahead batch and holds writes back
+    until `flush()`, so that handling one message costs two round trips to Redis, not a dozen.
+
+    Handlers need not know: outside a scope every call goes straight to the store underneath. If the
+    read-ahead fails (Redis restarting), the scope behaves as an empty state and its writes are dropped:
+    shared state only speeds things up; the database keeps what must be kept.
+    """
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+
+    @contextlib.asynccontextmanager
+    async def scope(self, read_ahead: list[Op]) -> AsyncIterator[list]:
+        """Run `read_ahead` (any ops, e.g. a claim and gets) in one batch; yield its results."""
+        scope = _Scope()
+        try:
+            results = await self.inner.batch(read_ahead)
+        except Exception as exc:
+            log.warning("shared state unreachable, going on without it: %s", exc)
+            scope.degraded, results = True, [None] * len(read_ahead)
+        for op, result in zip(read_ahead, results):
+            if op[0] == "get":
+                scope.values[op[1]] = result
+        token = _scope.set(scope)
+        try:
+            yield results
+        finally:
+            _scope.reset(token)
+
+    async def flush(self, extra: list[Op] = ()) -> None:
+        """Write what the current scope held back, plus `extra`, in one batch."""
+        scope = _scope.get()
+        ops = ([] if scope is None or scope.degraded else scope.writes) + list(extra)
+        if scope is not None:
+            scope.writes = []
+        if ops and not (scope and scope.degraded):
+            await self.inner.batch(ops)
+
+    async def get(self, key: str) -> str | None:
+        scope = _scope.get()
+        if scope is not None and (key in scope.values or scope.degraded):
+            return scope.values.get(key)
+        return await self.inner.get(key)
+
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        scope = _scope.get()
+        known = {} if scope is None else scope.values
+        missing = [k for k in keys if k not in known]
+        if missing and not (scope and scope.degraded):
+            known = {**known, **dict(zip(missing, await self.inner.get_many(missing)))}
+        return [known.get(k) for k in keys]
+
+    async def set(self, key: str, value: str, ttl_s: float) -> None:
+        scope = _scope.get()
+        if scope is None:
+            return await self.inner.set(key, value, ttl_s)
+        scope.values[key] = value
+        scope.writes.append(("set", key, value, ttl_s))
+
+    async def delete(self, key: str) -> None:
+        scope = _scope.get()
+        if scope is None:
+            return await self.inner.delete(key)
+        scope.values[key] = None
+        scope.writes.append(("delete", key))
+
+    async def claim(self, key: str, value: str, ttl_s: float) -> bool:
+        return await self.inner.claim(key, value, ttl_s)
+
+    async def hit(self, key: str, window_s: float) -> int:
+        return await self.inner.hit(key, window_s)
+
+    def lock(self, name: str, ttl_s: float, wait_s: float):
+        return self.inner.lock(name, ttl_s, wait_s)
+
+    async def batch(self, ops: list[Op]) -> list:
+        return await self.inner.batch(ops)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -1,12 +1,32 @@
 """Reads of tickets for the handlers. Writes go through storage.writer.Unit."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage.models import Attachment, InboundMessage, Ticket, TicketEvent
+from storage.address import display
+from storage.models import Attachment, Building, Grid, Household, InboundMessage, Resident, Ticket, TicketEvent
+
+
+async def open_tickets(conn: AsyncConnection, openid: str, category: str, open_statuses: Collection[str]) -> list:
+    """Rows (id, number, status, text) of the resident's open tickets in a category, newest first."""
+    return list((await conn.execute(select(Ticket.id, Ticket.number, Ticket.status, Ticket.text).where(
+        Ticket.openid == openid, Ticket.category == category, Ticket.status.in_(open_statuses))
+        .order_by(Ticket.id.desc()))).all())
+
+
+async def bound_homes(session: AsyncSession) -> list[tuple[str, int, int, str]]:
+    """(openid, grid_id, household_id, "1号网格 3栋2单元501") of every resident whose binding is confirmed."""
+    rows = await session.execute(
+        select(Resident.openid, Building.grid_id, Household.id, Grid.name, Building.name, Household.unit,
+               Household.room)
+        .select_from(Resident).join(Household, Household.id == Resident.household_id)
+        .join(Building, Building.id == Household.building_id).join(Grid, Grid.id == Building.grid_id)
+        .where(Resident.status == "bound"))
+    return [(o, g, h, f"{gname} {display(b, u, r)}") for o, g, h, gname, b, u, r in rows]
 
 
 async def resident_ticket(session: AsyncSession, openid: str, number: str) -> Ticket | None:

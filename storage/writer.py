@@ -12,9 +12,9 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Executable, Table, insert, select
+from sqlalchemy import Connection, Executable, Table, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.models import Base, InboundMessage
 
@@ -56,6 +56,7 @@ class Writer:
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[Unit, asyncio.Future]] = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._transactions = _Transactions(engine)
 
     def start(self) -> None:
         if self._task is None:
@@ -69,9 +70,11 @@ class Writer:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
+        self._transactions.close()
 
     async def write(self, unit: Unit) -> None:
-        """Return once the unit is committed; raise Duplicate for a stored dedupe key, or the DB error."""
+        """Return once the unit is committed; raise Duplicate for a stored dedupe key, Conflict for a lost
+        guard, or the database's error."""
         self.start()
         fut = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((unit, fut))
@@ -87,75 +90,101 @@ class Writer:
             except Exception as exc:  # the database is down: every unit of this batch learns it
                 log.warning("group commit of %d units failed: %s", len(batch), exc)
                 for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+                    _settle(fut, exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future]]) -> None:
-        guarded = [item for item in batch if item[0].guards]
-        if guarded:
-            batch = [item for item in batch if not item[0].guards]
-            for unit, fut in guarded:
-                await self._commit_one(unit, fut)
-            if not batch:
-                return
-        try:
-            async with self.engine.begin() as conn:
-                fresh = await _drop_stored(conn, batch)
-                await _apply(conn, [u for u, _ in fresh])
-        except IntegrityError:
-            # Another process stored one of these keys between our check and our insert: go one by one.
-            for unit, fut in batch:
-                if not fut.done():
-                    await self._commit_one(unit, fut)
-            return
-        for _, fut in fresh:
-            if not fut.done():  # a caller may have given up waiting
-                fut.set_result(None)
+        plain = [item for item in batch if not item[0].guards]
+        if plain:
+            try:
+                outcomes = await self._transactions.run(_store, [u for u, _ in plain])
+            except IntegrityError:
+                # Another process stored one of these keys between our check and our insert: one by one.
+                outcomes = [await self._one(unit) for unit, _ in plain]
+            for (_, fut), outcome in zip(plain, outcomes):
+                _settle(fut, outcome)
+        for unit, fut in batch:
+            if unit.guards:  # each in a transaction of its own, so a lost guard undoes only its unit
+                _settle(fut, await self._one(unit))
 
-    async def _commit_one(self, unit: Unit, fut: asyncio.Future) -> None:
+    async def _one(self, unit: Unit) -> Exception | None:
         try:
-            async with self.engine.begin() as conn:
-                if await _drop_stored(conn, [(unit, fut)]):
-                    for guard in unit.guards:
-                        if (await conn.execute(guard)).rowcount != 1:
-                            raise Conflict()
-                    await _apply(conn, [unit])
+            return (await self._transactions.run(_store, [unit]))[0]
         except (IntegrityError, Conflict) as exc:
-            if not fut.done():
-                fut.set_exception(exc)
-            return
-        if not fut.done():
-            fut.set_result(None)
+            return exc
 
 
-async def _drop_stored(conn: AsyncConnection, batch):
-    """Fail the units whose dedupe key is already stored, or repeated inside this batch; return the rest."""
-    keys = [u.dedupe_key for u, _ in batch if u.dedupe_key]
+def _settle(fut: asyncio.Future, outcome: Exception | None) -> None:
+    if fut.done():  # the caller gave up waiting
+        return
+    if outcome is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(outcome)
+
+
+class _Transactions:
+    """Runs a synchronous function inside one transaction.
+
+    PostgreSQL: on the async engine (asyncpg is natively asynchronous). SQLite: on a synchronous engine in
+    one writer thread, so a whole group commit costs one thread hop instead of one per statement.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._async_engine = engine
+        self._sync_engine = self._executor = None
+        if engine.dialect.name == "sqlite":
+            from concurrent.futures import ThreadPoolExecutor
+
+            from storage.db import create_sync_sqlite_engine
+
+            self._sync_engine = create_sync_sqlite_engine(engine)
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linli-writer")
+
+    async def run(self, fn, *args):
+        if self._sync_engine is None:
+            async with self._async_engine.begin() as conn:
+                return await conn.run_sync(fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_transaction, fn, args)
+
+    def _in_transaction(self, fn, args):
+        with self._sync_engine.begin() as conn:
+            return fn(conn, *args)
+
+    def close(self) -> None:
+        if self._sync_engine is not None:
+            self._executor.shutdown(wait=True)
+            self._sync_engine.dispose()
+
+
+def _store(conn: Connection, units: list[Unit]) -> list[Exception | None]:
+    """Write the units in the caller's transaction: a unit whose dedupe key is stored already (or repeated in
+    this batch) becomes Duplicate and writes nothing; a guard that changes no row raises Conflict."""
+    keys = [u.dedupe_key for u in units if u.dedupe_key]
     stored = set()
     if keys:
         col = InboundMessage.__table__.c.dedupe_key
-        stored = set((await conn.execute(select(col).where(col.in_(keys)))).scalars())
+        stored = set(conn.execute(select(col).where(col.in_(keys))).scalars())
+    outcomes: list[Exception | None] = []
     fresh = []
-    for unit, fut in batch:
+    for unit in units:
         if unit.dedupe_key and unit.dedupe_key in stored:
-            if not fut.done():
-                fut.set_exception(Duplicate(unit.dedupe_key))
+            outcomes.append(Duplicate(unit.dedupe_key))
             continue
         if unit.dedupe_key:
             stored.add(unit.dedupe_key)
-        fresh.append((unit, fut))
-    return fresh
-
-
-async def _apply(conn: AsyncConnection, units: list[Unit]) -> None:
-    for unit in units:
+        outcomes.append(None)
+        fresh.append(unit)
+    for unit in fresh:
+        for guard in unit.guards:
+            if conn.execute(guard).rowcount != 1:
+                raise Conflict()
         for stmt in unit.deletes:
-            await conn.execute(stmt)
+            conn.execute(stmt)
     rows: dict[str, tuple[Table, list[dict]]] = {}
-    for unit in units:
+    for unit in fresh:
         for table, row in unit.inserts:
             rows.setdefault(table.name, (table, []))[1].append(row)
     for name in sorted(rows, key=_TABLE_ORDER.__getitem__):
@@ -165,7 +194,8 @@ async def _apply(conn: AsyncConnection, units: list[Unit]) -> None:
         for v in values:
             by_shape[tuple(sorted(v))].append(v)
         for shaped in by_shape.values():
-            await conn.execute(insert(table), shaped)
-    for unit in units:
+            conn.execute(insert(table), shaped)
+    for unit in fresh:
         for stmt in unit.updates:
-            await conn.execute(stmt)
+            conn.execute(stmt)
+    return outcomes
