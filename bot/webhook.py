@@ -1,14 +1,17 @@
 """`/wechat`: the HTTP face of the gateway. Every request gets a clear status, and fast."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 from aiohttp import web
 
 from bot.gateway import Rejected
+from handlers.texts import TRY_AGAIN_LATER
 
 log = logging.getLogger(__name__)
+ANSWER_WITHIN_S = 4.5  # WeChat waits 5 s, then retries and finally shows "该公众号暂时无法提供服务"
 
 
 def add_webhook_routes(app: web.Application, service: Callable[[], object]) -> None:
@@ -26,7 +29,11 @@ def add_webhook_routes(app: web.Application, service: Callable[[], object]) -> N
         except Rejected as r:
             log.info("rejected push from %s: %s", request.remote, r.reason)
             return web.Response(status=r.status, text=r.reason)
-        reply = await svc.delivery.deliver(received.inbound)
+        try:
+            reply = await asyncio.wait_for(svc.delivery.deliver(received.inbound), ANSWER_WITHIN_S)
+        except TimeoutError:  # storage too slow or unreachable: say so now, rather than let WeChat give up
+            log.warning("no answer for %s within %s s", received.inbound.dedupe_key, ANSWER_WITHIN_S)
+            reply = TRY_AGAIN_LATER
         if reply is None:
             return web.Response(text="success")
         return web.Response(text=svc.gateway.render_reply(received, reply, request.query),

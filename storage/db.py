@@ -29,7 +29,9 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
         _set_pragmas(engine.sync_engine, sqlite_synchronous)
         _SYNCHRONOUS[engine.sync_engine] = sqlite_synchronous
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # Short timeouts: the webhook must answer WeChat within 5 s even when PostgreSQL is unreachable.
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True, pool_timeout=3,
+                               connect_args={"timeout": 3, "command_timeout": 10})
 
 
 def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
