@@ -59,7 +59,7 @@ class Classifier:
         classes = m.classes
         ranked = sorted(zip(probs, classes), reverse=True)[:3]
         conf, best = ranked[0]
-        candidates = tuple((c, round(p, 4)) for p, c in ranked)
+        candidates = tuple((c, p) for p, c in ranked)
         # unsure: a weak winner, too little known vocabulary, or "other" (nothing recognised to route by)
         unsure = conf < m.unsure_below or sc.evidence <= self.min_evidence or best == "other"
         if intent in ("command", "smalltalk") and text and not text.isspace():
@@ -72,8 +72,7 @@ class Classifier:
         else:
             cat = CATEGORIES.get(best)
             urgency = cat.urgency if cat else "normal"
-        return Verdict(best, round(conf, 4), kws, candidates, unsure, intent, emergency, urgency,
-                       round(sc.evidence, 4))
+        return Verdict(best, conf, kws, candidates, unsure, intent, emergency, urgency, sc.evidence)
 
 
 _lock = threading.Lock()

@@ -44,6 +44,8 @@ _JOIN = "".join
 _SPACE_JOIN = " ".join
 _REDUCE_AT = ((0,),)
 
+_CACHE_VERSION = 2  # bump when the Model layout changes (invalidates pickled caches)
+
 DEFAULT_CFG = {
     "words": True,
     "bigrams": False,
@@ -113,6 +115,7 @@ class Model:
     bigram_ix: dict = field(repr=False)
     char_ix: dict = field(repr=False)
     long_keys: list = field(repr=False)  # (chars, row) matched by substring search
+    long_prefix: dict = field(default_factory=dict, repr=False)  # first two chars -> [(chars, row)]
     extra_words: tuple = ()
 
     # ------------------------------------------------------------------ loading
@@ -129,7 +132,7 @@ class Model:
             import os
             import pickle
 
-            sig = hashlib.sha1(repr([str(path.resolve())] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
+            sig = hashlib.sha1(repr([_CACHE_VERSION, str(path.resolve())] + [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
                                                              for f in files]).encode()).hexdigest()
             cdir = Path(os.environ.get("LINLI_NLP_CACHE") or Path.home() / ".cache" / "linli-nlp")
             cpath = cdir / f"{sig}.pkl"
@@ -237,6 +240,7 @@ class Model:
             bigram_ix=bigram_ix,
             char_ix=char_ix,
             long_keys=long_keys,
+            long_prefix=_index_by_prefix(long_keys),
             # hand words and long hand keywords go into the tokenizer so jieba cuts them out whole
             extra_words=tuple(extra_words) + tuple(k for k, _ in long_keys if len(k) > 1),
         )
@@ -267,13 +271,23 @@ class Model:
             if lo <= 1 <= hi:
                 crows = list(map(cget, s, _ONE))
             if lo <= 2 <= hi:
-                crows += map(cget, map(_ADD, s, s[1:]), _ONE)
+                bg = list(map(_ADD, s, s[1:]))
+                crows += map(cget, bg, _ONE)
             if lo <= 3 <= hi:
                 crows += map(cget, map(_JOIN, zip(s, s[1:], s[2:])), _ONE)
             for k in range(max(lo, 4), hi + 1):
                 crows += [cget(s[i : i + k], 1) for i in range(len(s) - k + 1)]
         if self.long_keys:
-            hits = [r for k, r in self.long_keys if k in t]
+            # longer character sequences (hand keywords), indexed by their first two characters
+            hits: list[int] = []
+            lp = self.long_prefix
+            pairs = bg if chars and lo <= 2 <= hi and s is t else map(_ADD, t, t[1:])
+            for p in lp.keys() & set(pairs):
+                for k, r in lp[p]:
+                    c = t.count(k)
+                    if c:
+                        hits += [r] * c
+            hits += [r for k, r in self.long_keys if len(k) < 2 and k in t]
             if hits:
                 if chars:
                     crows += hits
@@ -335,6 +349,14 @@ class Model:
             s = self.raw_scores(*self.rows_of(t, tok))[0]
             out.append(self.classes[int(s.argmax())])
         return out
+
+
+def _index_by_prefix(keys: list[tuple[str, int]]) -> dict[str, list[tuple[str, int]]]:
+    out: dict[str, list[tuple[str, int]]] = {}
+    for k, r in keys:
+        if len(k) >= 2:
+            out.setdefault(k[:2], []).append((k, r))
+    return out
 
 
 def write_model(

@@ -17,6 +17,7 @@ from .features import normalize
 
 TABLES = Path(__file__).with_name("tables")
 INTENTS = ("complaint", "wish", "question", "status", "command", "smalltalk")
+INTENT_SPAN = 160
 
 
 def read_patterns(path: Path) -> dict[str, list[str]]:
@@ -75,33 +76,89 @@ def _first_chars(items) -> set[str] | None:
     return None  # the whole pattern can match empty
 
 
-class Fast:
-    """A regex with a start-character prefilter: Python's re tries every alternative at every position;
-    here a C-level scan for the possible first characters picks the few positions worth trying."""
+def split_top(pattern: str) -> list[str]:
+    """Split a regex at its top-level '|' (outside groups and character classes)."""
+    out, depth, cls, esc, cur = [], 0, False, False, []
+    for ch in pattern:
+        if esc:
+            esc = False
+        elif ch == "\\":
+            esc = True
+        elif cls:
+            cls = ch != "]"
+        elif ch == "[":
+            cls = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    out.append("".join(cur))
+    return [p for p in out if p]
 
-    def __init__(self, pattern: str):
+
+class Fast:
+    """Alternatives indexed by their possible first character.
+
+    Python's re tries every alternative at every position; here a C-level scan finds the positions whose
+    character can start some alternative, and only the alternatives starting with that character are tried
+    there (a small regex per character). Same matches as ``re.search`` of the whole alternation, earliest
+    position first; ``lastgroup`` of the match is the kind (for named kinds)."""
+
+    def __init__(self, kinds: dict[str, list[str]] | list[str], named: bool = True, index: bool = True):
         from re import _parser
 
-        self.re = re.compile(pattern)
-        first = _first_chars(_parser.parse(pattern))
-        self.pre = re.compile("[" + "".join(re.escape(c) for c in sorted(first)) + "]") if first else None
+        if not isinstance(kinds, dict):
+            kinds, named = {"x": list(kinds)}, False
+        alts = [(k, a) for k, pats in kinds.items() for p in pats for a in split_top(p)]
+        self.re = re.compile(self._join(alts, named))
+        self.pre = None
+        if not index:  # plain re (faster for single-character classes and very common first characters)
+            self.search = self.re.search
+            return
+        by_char: dict[str, list] = {}
+        generic = []
+        for k, a in alts:
+            first = _first_chars(_parser.parse(a))
+            if not first:
+                generic.append((k, a))
+                continue
+            for ch in first:
+                by_char.setdefault(ch, []).append((k, a))
+        self.generic = re.compile(self._join(generic, named)) if generic else None
+        self.by_char = {ch: re.compile(self._join(v, named)) for ch, v in by_char.items()}
+        self.pre = re.compile("[" + "".join(re.escape(c) for c in sorted(by_char)) + "]") if by_char else None
+
+    @staticmethod
+    def _join(alts, named: bool) -> str:
+        if not named:
+            return "|".join(f"(?:{a})" for _, a in alts)
+        groups: dict[str, list[str]] = {}
+        for k, a in alts:
+            groups.setdefault(k, []).append(a)
+        return "|".join(f"(?P<{k}>{'|'.join(f'(?:{a})' for a in v)})" for k, v in groups.items())
 
     def search(self, text: str):
-        if self.pre is None:
-            return self.re.search(text)
-        match = self.re.match
-        for m in self.pre.finditer(text):
-            r = match(text, m.start())
-            if r:
-                return r
-        return None
+        g = self.generic.search(text) if self.generic else None
+        if self.pre is not None:
+            by_char = self.by_char
+            for m in self.pre.finditer(text, 0, g.start() if g else len(text)):
+                i = m.start()
+                r = by_char[text[i]].match(text, i)
+                if r:
+                    return r
+        return g
 
     def fullmatch(self, text: str):
         return self.re.fullmatch(text)
 
 
-def _compile(pats: list[str]) -> Fast | None:
-    return Fast("|".join(f"(?:{p})" for p in pats)) if pats else None
+def _compile(pats: list[str], index: bool = True) -> Fast | None:
+    return Fast(pats, index=index) if pats else None
 
 
 @dataclass
@@ -119,27 +176,28 @@ class Rules:
         it = read_patterns(folder / "intent.tsv")
         em = read_patterns(folder / "emergency.tsv")
         return cls(
-            command=_compile(it.get("command", [])),
-            smalltalk=_compile(it.get("smalltalk", [])),
+            command=_compile(it.get("command", []), index=False),
+            smalltalk=_compile(it.get("smalltalk", []), index=False),
             status=_compile(it.get("status", [])),
             wish=_compile(it.get("wish", [])),
-            question=_compile(it.get("question", [])),
-            complaint_marker=_compile(it.get("complaint_marker", [])),
-            emergencies=Fast(
-                "|".join(f"(?P<{code}>{'|'.join(f'(?:{x})' for x in p)})" for code, p in em.items())
-            ) if em else None,
+            question=_compile(it.get("question", []), index=False),
+            complaint_marker=_compile(it.get("complaint_marker", []), index=False),
+            emergencies=Fast(em) if em else None,
         )
 
     def analyse(self, text: str) -> tuple[str, str | None]:
-        """(intent, emergency) of a message; normalises once."""
+        """(intent, emergency) of a message; normalises once. The intent is read from the first
+        INTENT_SPAN characters (how a message opens says what it wants; long letters stay cheap); emergencies
+        are searched in the whole text."""
         t = normalize(text)
-        return self.intent(t, normalized=True), self.emergency(t, normalized=True)
+        head = t if len(t) <= INTENT_SPAN else t[:INTENT_SPAN]
+        return self.intent(head, normalized=True), self.emergency(t, normalized=True)
 
     def intent(self, text: str, normalized: bool = False) -> str:
         t = text if normalized else normalize(text)
         if not t:
             return "smalltalk"
-        if self.command and self.command.fullmatch(t):
+        if self.command and len(t) <= 20 and self.command.fullmatch(t):
             return "command"
         if self.smalltalk and len(t) <= 20 and self.smalltalk.fullmatch(t):
             return "smalltalk"

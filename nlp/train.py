@@ -160,16 +160,19 @@ def train(
     idf_scaled[:nwv] *= params["word_scale"]  # the word block's scale folds into its weights
     W = coef * idf_scaled[None, :]
     tables: dict[str, list[tuple[str, float, str]]] = {c: [] for c in classes}
+    # pruning: a feature whose weights are all below the threshold is dropped entirely (it then counts in the
+    # length normaliser like an unseen feature, with the block's largest idf); others keep all their weights
+    keep = np.flatnonzero(np.abs(W).max(0) >= params["prune"]) if params["prune"] > 0 else np.arange(len(keys))
     for ci, c in enumerate(classes):
         row = W[ci]
-        for j in np.flatnonzero(np.abs(row) >= params["prune"]):
+        for j in keep[np.abs(row[keep]) >= params["prune"]] if params["prune"] > 0 else keep:
             tables[c].append((keys[j], float(row[j]), "learned"))
     if hand:
         for c in classes:
             f = Path(hand) / f"{c}.tsv"
             if f.exists():
                 tables[c] = [r for r in read_table(f) if r[2] == "hand"] + tables[c]
-    idf_map = {keys[j]: float(idf[j]) for j in range(len(keys))} if use_idf else None
+    idf_map = {keys[j]: float(idf[j]) for j in keep} if use_idf else None
     meta = {
         "name": Path(out).name,
         "trained_on": str(data),
@@ -181,6 +184,7 @@ def train(
         "temperature": round(temperature, 5),
         "unsure_below": cfg.get("unsure_below", 0.5),
         "min_evidence": cfg.get("min_evidence", 0.0),
+        "n_table_features": int(len(keep)),
         "n_word_features": nwv,
         "n_char_features": len(keys) - nwv,
     }

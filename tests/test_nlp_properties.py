@@ -1,0 +1,68 @@
+"""Property-based tests: classify never crashes and always answers inside the interface; the fast rule
+matcher finds exactly what the plain regular expression finds."""
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import nlp
+from nlp import CATEGORIES
+from nlp.rules import INTENTS, Fast, split_top
+
+CJK = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
+TEXT = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet=CJK, max_size=40),
+    st.text(alphabet=st.one_of(CJK, st.sampled_from(list("，。！？ 123abc<>\t\n火气倒血吗了"))), max_size=60),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXT)
+def test_classify_is_total_and_valid(text):
+    v = nlp.classify(text)
+    assert v.category in CATEGORIES
+    assert 0.0 <= v.confidence <= 1.0
+    assert v.intent in INTENTS
+    assert v.emergency is None or v.emergency in nlp.EMERGENCIES
+    assert 2 <= len(v.candidates) <= 3 and all(c in CATEGORIES for c, _ in v.candidates)
+    assert [s for _, s in v.candidates] == sorted((s for _, s in v.candidates), reverse=True)
+    assert all(isinstance(k, str) and k for k in v.keywords) and len(v.keywords) <= 5
+    if v.unsure:
+        assert len(v.candidates) >= 2
+
+
+def test_classify_accepts_non_strings():
+    assert nlp.classify(None).unsure
+    assert nlp.classify(12345).category in CATEGORIES
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXT)
+def test_fast_rules_equal_plain_regex(text):
+    r = nlp.warm_up().rules
+    t = nlp.features.normalize(text)
+    for fast in (r.status, r.wish, r.emergencies):
+        a, b = fast.search(t), fast.re.search(t)
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.start() == b.start()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["着火", "(煤气|燃气)味", "[?]$", "a.{0,3}b", "x?y", "吗$", "(?:你|您)好"]),
+                min_size=1, max_size=5),
+       st.text(alphabet=st.sampled_from(list("着火煤气燃味?吗你您好abxy ")), max_size=30))
+def test_fast_on_generated_patterns(pats, text):
+    f = Fast(pats)
+    plain = re.compile("|".join(f"(?:{p})" for p in pats))
+    a, b = f.search(text), plain.search(text)
+    assert (a is None) == (b is None)
+    if a is not None:
+        assert a.start() == b.start()
+
+
+def test_split_top_respects_groups_and_classes():
+    assert split_top("a|(b|c)|[|]|d\\|e") == ["a", "(b|c)", "[|]", "d\\|e"]
