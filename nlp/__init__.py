@@ -55,7 +55,7 @@ class Classifier:
         m = self.model
         intent, emergency = self.rules.analyse(text)
         sc = m.score(text, self.tok)
-        probs = sc.probs.tolist()
+        probs = sc.probs
         classes = m.classes
         ranked = sorted(zip(probs, classes), reverse=True)[:3]
         conf, best = ranked[0]
