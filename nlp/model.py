@@ -44,7 +44,7 @@ _JOIN = "".join
 _SPACE_JOIN = " ".join
 _REDUCE_AT = ((0,),)
 
-_CACHE_VERSION = 4  # bump when the Model layout changes (invalidates pickled caches)
+_CACHE_VERSION = 5  # bump when the Model layout changes (invalidates pickled caches)
 
 DEFAULT_CFG = {
     "words": True,
@@ -76,7 +76,7 @@ def show_keyword(kind: str, key: str) -> str:
 def read_table(path: Path) -> list[tuple[str, float, str]]:
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
+        if not line or line[0] == "#" or line.isspace() or line.lstrip().startswith("#"):
             continue
         parts = line.split("\t")
         if len(parts) < 2:
@@ -167,7 +167,6 @@ class Model:
         lo, hi = cfg["chars"] if cfg.get("chars") else (0, 0)
         index: dict[tuple[str, str], int] = {}
         labels = ["", ""]
-        rows: list[tuple[int, int, float]] = []
         idf_rows: list[tuple[int, float]] = []
         raw: dict[str, int] = {}  # keyword as written -> row (most keywords appear in several tables)
         idf_meta = meta.get("idf") or {}
@@ -183,12 +182,16 @@ class Model:
                 r = index[(kind, k)] = raw[key] = len(labels)
                 labels.append(show_keyword(kind, k))
                 idf_rows.append((r, float(v)))
+        r_: list[int] = []
+        c_: list[int] = []
+        w_: list[float] = []
         for c, name in enumerate(classes):
             f = path / f"{name}.tsv"
             if not f.exists():
                 continue
+            rget = raw.get
             for key, weight, _source in read_table(f):
-                r = raw.get(key)
+                r = rget(key)
                 if r is None:
                     kind, k = parse_keyword(key)
                     if not k:
@@ -198,11 +201,13 @@ class Model:
                         r = index[(kind, k)] = len(labels)
                         labels.append(show_keyword(kind, k))
                     raw[key] = r
-                rows.append((r, c, weight))
-        W = np.zeros((len(labels), len(classes) + 1), dtype=np.float32)
-        if rows:
-            r_, c_, w_ = zip(*rows)
-            np.add.at(W, (np.array(r_), np.array(c_)), np.array(w_))
+                r_.append(r)
+                c_.append(c)
+                w_.append(weight)
+        ncol = len(classes) + 1
+        flat = np.array(r_, dtype=np.int64) * ncol + np.array(c_, dtype=np.int64)
+        W = np.bincount(flat, weights=np.array(w_, dtype=np.float64), minlength=len(labels) * ncol)
+        W = W.reshape(len(labels), ncol).astype(np.float32)
         # idf² column: listed keywords their own, everything else the block's maximum (as an unseen feature)
         max_w = float(idf_meta.get("max_word", 1.0))
         max_c = float(idf_meta.get("max_char", 1.0))
