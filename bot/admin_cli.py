@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from sqlalchemy import select
 
 from storage.accounts import ROLE_NAMES, create_invite
 from storage.community import import_grid_polygons, import_households
-from storage.db import DEFAULT_URL, create_engine, sessionmaker
-from storage.migrate import upgrade
+from bot.config import migrated_database_url
+from storage.db import create_engine, sessionmaker
 from storage.models import Community, Grid, InviteCode, Staff
 
 CHINA_HOURS = 8  # shown to admins in China time
@@ -47,12 +46,6 @@ def register(commands) -> None:
         run=run_staff_list)
 
 
-def _database_url() -> str:
-    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
-    upgrade(url)
-    return url
-
-
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -62,7 +55,7 @@ def run_import_households(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"找不到文件：{path}")
             return 1
-    return asyncio.run(_import(_database_url(), args.file, args.polygons, args.community))
+    return asyncio.run(_import(migrated_database_url(), args.file, args.polygons, args.community))
 
 
 async def _import(url: str, csv_path: Path, polygons: Path | None, community: str | None) -> int:
@@ -89,7 +82,7 @@ def run_staff_invite(args: argparse.Namespace) -> int:
     if args.hours <= 0:
         print("--hours 应大于 0")
         return 1
-    return asyncio.run(_invite(_database_url(), args))
+    return asyncio.run(_invite(migrated_database_url(), args))
 
 
 async def _invite(url: str, args: argparse.Namespace) -> int:
@@ -120,7 +113,7 @@ async def _invite(url: str, args: argparse.Namespace) -> int:
 
 
 def run_staff_list(_args: argparse.Namespace) -> int:
-    return asyncio.run(_list(_database_url()))
+    return asyncio.run(_list(migrated_database_url()))
 
 
 async def _list(url: str) -> int:

@@ -5,11 +5,10 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, load_settings, migrated_database_url
 
 MENU_FILE = Path(__file__).with_name("menu.json")
 
@@ -104,21 +103,8 @@ def _serve_workers(args) -> int:
     return max(codes, key=abs)
 
 
-def _database_url() -> str:
-    from storage.db import DEFAULT_URL, async_url
-
-    url = os.environ.get("DATABASE_URL", DEFAULT_URL)
-    try:
-        async_url(url)
-    except Exception as exc:
-        raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
-    return url
-
-
 def _db_upgrade(_args) -> int:
-    from storage.migrate import upgrade
-
-    upgrade(_database_url())
+    migrated_database_url()
     print("database is up to date")
     return 0
 
@@ -127,15 +113,13 @@ def _report(args) -> int:
     from handlers.context import utcnow
     from handlers.report import monthly, render, month_bounds
     from storage.db import create_engine, sessionmaker
-    from storage.migrate import upgrade
 
     try:
         month_bounds(args.month)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    url = _database_url()
-    upgrade(url)
+    url = migrated_database_url()
 
     async def build() -> str:
         engine = create_engine(url)

@@ -110,6 +110,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(**values)
 
 
+def migrated_database_url(env: Mapping[str, str] | None = None) -> str:
+    """DATABASE_URL (or the embedded default), checked and migrated: what the admin commands work on."""
+    from storage.migrate import upgrade
+
+    url = (os.environ if env is None else env).get("DATABASE_URL") or DEFAULT_URL
+    try:
+        async_url(url)
+    except Exception as exc:
+        raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+    upgrade(url)
+    return url
+
+
 def _is_base64(text: str) -> bool:
     try:
         return len(base64.b64decode(text, validate=True)) == 32

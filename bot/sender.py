@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -231,21 +230,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     retry.set_defaults(run=_cmd_retry)
 
 
-def _engine() -> AsyncEngine:
-    from storage.db import DEFAULT_URL, create_engine
+def _with_engine(job):
+    """Run job(engine) on DATABASE_URL, migrated first (migrations run their own event loop)."""
+    from bot.config import migrated_database_url
+    from storage.db import create_engine
 
-    return create_engine(os.environ.get("DATABASE_URL", DEFAULT_URL))
+    url = migrated_database_url()
 
-
-def _cmd_dead(_args) -> int:
-    async def run() -> list[Outbox]:
-        engine = _engine()
+    async def run():
+        engine = create_engine(url)
         try:
-            return await dead_letters(engine)
+            return await job(engine)
         finally:
             await engine.dispose()
 
-    rows = asyncio.run(run())
+    return asyncio.run(run())
+
+
+def _cmd_dead(_args) -> int:
+    rows = _with_engine(dead_letters)
     if not rows:
         print("没有死信 / no dead letters")
     for r in rows:
@@ -258,14 +261,7 @@ def _cmd_dead(_args) -> int:
 def _cmd_retry(args) -> int:
     from handlers.context import utcnow
 
-    async def run() -> bool:
-        engine = _engine()
-        try:
-            return await retry_dead(engine, args.id, utcnow())
-        finally:
-            await engine.dispose()
-
-    if not asyncio.run(run()):
+    if not _with_engine(lambda engine: retry_dead(engine, args.id, utcnow())):
         print(f"notice #{args.id} is not a dead letter")
         return 1
     print(f"notice #{args.id} is queued again")
