@@ -1,0 +1,30 @@
+"""The admin commands on a fresh database, as an admin types them."""
+from __future__ import annotations
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture
+def fresh_db(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+
+
+def test_db_upgrade_then_report_outbox_and_staff(fresh_db, capsys):
+    assert main(["db", "upgrade"]) == 0
+    assert main(["report", "--month", "2026-11"]) == 0
+    out = capsys.readouterr().out
+    assert "响应率" in out and "满意率" in out and "按期办结率" in out
+    assert main(["outbox", "dead"]) == 0 and "no dead letters" in capsys.readouterr().out
+    assert main(["outbox", "retry", "7"]) == 1
+    assert main(["staff", "invite", "--role", "admin", "--name", "测试"]) == 0
+    code = capsys.readouterr().out.split("邀请码：")[1].split()[0]
+    assert main(["staff", "list"]) == 0 and code in capsys.readouterr().out
+
+
+def test_bad_month_and_bad_database_url_are_named(fresh_db, monkeypatch, capsys):
+    assert main(["report", "--month", "11/2026"]) == 2
+    monkeypatch.setenv("DATABASE_URL", "mysql://x/y")
+    assert main(["db", "upgrade"]) == 2
+    assert "DATABASE_URL" in capsys.readouterr().err
