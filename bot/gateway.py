@@ -129,7 +129,12 @@ _HANDLED = {"text", "event", "image", "voice", "video", "shortvideo", "location"
 
 def _inbound(data: dict) -> Inbound:
     created = _field(data, "CreateTime", 16)
-    at = datetime.fromtimestamp(int(created), UTC) if created.isascii() and created.isdigit() else datetime.now(UTC)
+    at = datetime.now(UTC)
+    if created.isascii() and created.isdigit():
+        try:
+            at = datetime.fromtimestamp(int(created), UTC)
+        except (ValueError, OverflowError, OSError):  # up to 16 digits: far beyond the year 9999
+            pass
     kind = _field(data, "MsgType", 16).lower()
     return Inbound(
         openid=_field(data, "FromUserName", 64),
