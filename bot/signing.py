@@ -15,7 +15,8 @@ from wechatpy.crypto import PrpCrypto
 
 
 def signature(*parts: str) -> str:
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+    # surrogatepass: a query value with a lone surrogate (not valid UTF-8) must give a mismatch, not a crash
+    return hashlib.sha1("".join(sorted(parts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def signature_matches(expected: str, given: str) -> bool:
