@@ -43,6 +43,7 @@ class Delivery:
         self.ctx, self.writer, self.limits = ctx, writer, limits or Limits()
         self.state: ScopedState = ctx.state
         self.on_notices = lambda: None  # wakes the outbox sender after a commit that wrote notices
+        self._releasing: set[asyncio.Task] = set()  # claim releases under way (kept so they are not collected)
 
     async def deliver(self, msg: Inbound) -> str | None:
         """The reply text for this push (None: answer `success`)."""
@@ -64,12 +65,24 @@ class Delivery:
                 reply = await self._handle(msg)
                 if reply is not None:
                     reply = await self._with_kept_notices(openid, reply)
+            except asyncio.CancelledError:
+                # The webhook stopped waiting (its 4.5 s are up): WeChat's retry must start afresh, not wait
+                # retry_wait_s for a reply this delivery will never write. A commit still under way is caught by
+                # the database's key. Not awaited: the webhook is answering now.
+                self._release_later(key)
+                raise
             except Exception:
                 log.exception("could not handle %s", key)
                 await _quietly(self.state.inner.delete("claim:" + key), "claim release")  # WeChat's retry: fresh try
                 return texts.TRY_AGAIN_LATER
             await self._flush(key, reply or "")
             return reply
+
+    def _release_later(self, key: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            _quietly(self.state.inner.delete("claim:" + key), "claim release"))
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
     async def mark_kept(self, openid: str) -> None:
         """The sender could not reach this person: show what it kept with their next reply."""
