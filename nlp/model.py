@@ -343,18 +343,18 @@ class Model:
         evidence = top_s - self.bias_list[best]
         if explain and A is not None:
             nwr = len(wrows)
-            col = A[:, best].tolist()
+            col = A[:, best] * nc
             if nwr:
-                col = [v * nw for v in col[:nwr]] + [v * nc for v in col[nwr:]]
-            else:
-                col = [v * nc for v in col]
+                col[:nwr] = A[:nwr, best] * nw
+            n = col.size
+            # the 8 strongest contributions in score units (block normaliser applied), merged per keyword
+            top = np.argpartition(col, n - 8)[n - 8 :] if n > 8 else np.arange(n)
+            rows = wrows + crows
             labels = self.labels
-            # strongest positive contributions in score units (block normaliser applied), merged per keyword
-            for v, r in heapq.nlargest(8, zip(col, wrows + crows)):
-                if v <= 0:
-                    break
-                key = labels[r]
-                contrib[key] = contrib.get(key, 0.0) + v
+            for v, i in zip(col[top].tolist(), top.tolist()):
+                if v > 0:
+                    key = labels[rows[i]]
+                    contrib[key] = contrib.get(key, 0.0) + v
         return Scored(s, probs, contrib, evidence)
 
     def predict(self, texts, tok) -> list[str]:
