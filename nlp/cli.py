@@ -57,14 +57,14 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="model directory to write (keyword tables)")
     p.add_argument("--hand", default=None, help="model directory whose hand-written rows are kept in the output")
     _add_settings(p)
-    p.set_defaults(nlp_func=cmd_train)
+    p.set_defaults(nlp_func=cmd_train, run=cmd_train)
 
     p = subparsers.add_parser("eval", help="score a model on a labelled CSV; last line is JSON")
     p.add_argument("data", help="CSV with columns text,label[,intent,emergency]")
     p.add_argument("--model", default=None, help="model directory (default: the shipped community model)")
     p.add_argument("--reps", type=int, default=3, help="timing repetitions (alternating; best of)")
     p.add_argument("--errors", type=int, default=0, help="print up to N misclassified messages")
-    p.set_defaults(nlp_func=cmd_eval)
+    p.set_defaults(nlp_func=cmd_eval, run=cmd_eval)
 
     p = subparsers.add_parser("cv", help="k-fold cross-validation of training settings")
     p.add_argument("data", help="CSV with columns text,label")
@@ -72,7 +72,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baselines", action="store_true", help="also the TF-IDF + LinearSVC baselines, same folds")
     _add_settings(p)
-    p.set_defaults(nlp_func=cmd_cv)
+    p.set_defaults(nlp_func=cmd_cv, run=cmd_cv)
 
 
 def cmd_train(a) -> int:

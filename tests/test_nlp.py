@@ -297,7 +297,7 @@ def test_register_adds_subcommands():
     ap = argparse.ArgumentParser()
     cli.register(ap.add_subparsers(dest="cmd"))
     a = ap.parse_args(["eval", "x.csv"])
-    assert a.nlp_func is cli.cmd_eval and a.model is None
+    assert a.nlp_func is cli.cmd_eval and a.run is cli.cmd_eval and a.model is None
     a = ap.parse_args(["train", "x.csv", "--out", "m", "--C", "0.5"])
     assert a.nlp_func is cli.cmd_train and a.C == 0.5
 
