@@ -66,13 +66,29 @@ class Classifier:
             # nothing to route: the service answers these itself
             best, unsure = ("other" if "other" in classes else best), False
         c = sc.contrib
-        kws = tuple(sorted(c, key=c.__getitem__, reverse=True)[:5]) if c else ()
+        kws = _readable(sorted(c, key=c.__getitem__, reverse=True)) if c else ()
         if emergency:
             urgency = "emergency"
         else:
             cat = CATEGORIES.get(best)
             urgency = cat.urgency if cat else "normal"
         return Verdict(best, conf, kws, candidates, unsure, intent, emergency, urgency, sc.evidence)
+
+
+def _readable(ranked: list[str], k: int = 5) -> tuple[str, ...]:
+    """Strongest keywords first, leaving out a character sequence already inside a stronger keyword
+    (垃圾 > 垃, 圾): they did contribute, but say nothing new to the reader."""
+    kept: list[str] = []
+    shown: list[str] = []
+    for key in ranked:
+        plain = key[1:-1] if key[0] == "<" else key
+        if plain in shown or (key[0] != "<" and any(plain in s for s in shown)):
+            continue
+        kept.append(key)
+        shown.append(plain)
+        if len(kept) == k:
+            break
+    return tuple(kept)
 
 
 _lock = threading.Lock()
