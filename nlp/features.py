@@ -8,8 +8,6 @@ Training and the runtime call the same functions, so a learned table is exactly 
 """
 from __future__ import annotations
 
-import math
-
 # Full-width ASCII -> half-width, ideographic space -> space, angle brackets (table notation) -> space.
 _TRANS = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
 _TRANS[0x3000] = 0x20
@@ -37,16 +35,5 @@ def char_ngrams(text: str, lo: int, hi: int, limit: int = 0) -> list[str]:
     return out
 
 
-def n_char_ngrams(n: int, lo: int, hi: int, limit: int = 0) -> int:
-    if limit and n > limit:
-        n = limit
-    return sum(max(0, n - k + 1) for k in range(lo, hi + 1))
-
-
 def bigrams_of(words: list[str]) -> list[str]:
     return [a + " " + b for a, b in zip(words, words[1:])]
-
-
-def block_norm(count: int) -> float:
-    """Length normalisation of one feature block: 1/sqrt(number of feature occurrences)."""
-    return 1.0 / math.sqrt(count) if count else 0.0
