@@ -399,3 +399,29 @@ async def test_a_delivery_cut_short_by_the_deadline_does_not_hold_up_the_retry(w
     retry = await wechat.send("fault-deadline", "楼道的灯坏了好几天了", msg_id=msg_id)
     assert "编号：" in retry and time.monotonic() - started < 2.0, (time.monotonic() - started, retry)
     assert await wechat.send("fault-deadline", "楼道的灯坏了好几天了", msg_id=msg_id) == retry
+
+
+# -- 7. Two workers, and Redis gone -------------------------------------------------------------------------------
+async def test_two_workers_without_redis_still_store_a_doubled_push_once(pg_clean, private_redis, servers):
+    """Both copies of a push, on different processes, while the shared claim is unavailable: the database's
+    unique key on the inbound record is the only thing that can tell, and it must."""
+    app = servers(serve_env(pg_clean, private_redis.url), workers=2)
+    await app.start()
+    warm, doubled = make_pushes(20, "two-warm"), make_pushes(60, "two-noredis")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=0)) as http:
+        await send_all(http, app.url, warm, concurrency=10, phase="warm")
+        private_redis.kill()
+        gate = asyncio.Semaphore(10)
+
+        async def twice(push: Push) -> None:
+            async with gate:
+                await asyncio.gather(send(http, app.url, push, "copy 1"), send(http, app.url, push, "copy 2"))
+
+        await asyncio.gather(*(twice(p) for p in doubled))
+        private_redis.start()
+        await send_all(http, app.url, warm + doubled, concurrency=20, phase="retry")
+    bad = answered_in_time(warm + doubled)
+    assert not bad, bad
+    for p in warm + doubled:
+        assert len(p.numbers) == 1, (p.openid, [a.reply for a in p.answers])
+    check_stored(warm + doubled, await stored_tickets(pg_clean))
