@@ -26,6 +26,8 @@ def add_webhook_routes(app: web.Application, service: Callable[[], object]) -> N
         try:
             body = await request.read()  # over client_max_size: aiohttp answers 413
             received = svc.gateway.open(request.query, body)
+        except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not match
+            return web.Response(status=400, text="unreadable body")
         except Rejected as r:
             log.info("rejected push from %s: %s", request.remote, r.reason)
             return web.Response(status=r.status, text=r.reason)
