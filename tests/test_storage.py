@@ -146,3 +146,28 @@ async def test_get_many_and_delete(state):
     await state.set("b", "2", 10)
     await state.delete("a")
     assert await state.get_many(["a", "b", "c"]) == [None, "2", None]
+
+
+async def test_batch_runs_every_kind_of_operation_in_order(state):
+    await state.set("seen", "x", 10)
+    results = await state.batch([
+        ("claim", "c", "1", 10), ("claim", "c", "2", 10), ("hit", "n", 10), ("hit", "n", 10),
+        ("get", "seen"), ("set", "seen", "y", 10), ("get", "seen"), ("delete", "seen"), ("get", "seen"),
+        ("get", "never"),
+    ])
+    assert results == [True, False, 1, 2, "x", None, "y", None, None, None]
+
+
+async def test_scoped_state_reads_ahead_and_writes_once(state):
+    from storage.state import ScopedState
+
+    scoped = ScopedState(state)
+    await state.set("a", "1", 10)
+    async with scoped.scope([("get", "a"), ("claim", "k", "1", 10)]) as (a, claimed):
+        assert (a, claimed) == ("1", True)
+        await scoped.set("b", "2", 10)
+        await scoped.delete("a")
+        assert await scoped.get("b") == "2" and await scoped.get("a") is None  # read your own writes
+        assert await state.get("b") is None and await state.get("a") == "1"  # held back …
+        await scoped.flush([("set", "c", "3", 10)])
+    assert await state.get_many(["a", "b", "c"]) == [None, "2", "3"]  # … until the flush
