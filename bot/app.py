@@ -103,6 +103,7 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
         service.api = WeChatAPI(settings.wechat_api_base, settings.wechat_appid, settings.wechat_secret, state)
         service.sender = OutboxSender(engine, service.api, worker_id=worker, now=now,
                                       template_id=settings.wechat_template_id or None,
+                                      max_attempts=12,  # with backoff: about 1.5-2.5 h of WeChat outage
                                       on_kept=service.delivery.mark_kept)
     else:
         log.warning("LINLI_WECHAT_APPID/SECRET not set: notices stay in the outbox until they are")

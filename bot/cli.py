@@ -150,7 +150,13 @@ def _menu_push(args) -> int:
         finally:
             await api.close()
 
-    asyncio.run(push())
+    from bot.wechat_api import WeChatError
+
+    try:
+        asyncio.run(push())
+    except WeChatError as exc:
+        print(f"微信接口拒绝了菜单 / WeChat refused the menu: {exc}", file=sys.stderr)
+        return 1
     print("menu installed")
     return 0
 

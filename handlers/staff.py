@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import nlp
 from handlers import dispatch, texts, ticket_rules
 from handlers.context import Context
+from handlers.followup import NEW_DEADLINE
 from handlers.hotspots import cluster_sizes
 from handlers.notify import mask_phone, notify
 from handlers.types import Inbound, Outcome
@@ -162,7 +163,7 @@ async def _accept(session: AsyncSession, ctx: Context, roles: list[Staff], ticke
     unit.guards.append(update(Ticket).where(
         Ticket.id == ticket.id, Ticket.status == "dispatched", Ticket.assignee_id.is_(None)).values(
         status=ticket_rules.next_status("dispatched", "accept"), assignee_id=role.id,
-        accepted_at=ticket.accepted_at or now, updated_at=now))
+        accepted_at=ticket.accepted_at or now, updated_at=now, **NEW_DEADLINE))  # now the resolve deadline counts
     unit.add(TicketEvent, ticket_id=ticket.id, at=now, actor=role.openid, action="accepted", note=signature(role))
     notify(unit, ticket.openid, texts.resident_accepted(ticket.number, signature(role)), now, ticket.id)
     return Outcome(texts.accepted_reply(ticket.number), unit, conflict_reply=texts.already_taken(ticket.number))
@@ -247,7 +248,8 @@ async def _redirect(session: AsyncSession, ctx: Context, roles: list[Staff], tic
     unit = Unit()
     unit.guards.append(update(Ticket).where(
         Ticket.id == ticket.id, Ticket.status == ticket.status, Ticket.route == ticket.route).values(
-        route=target, assignee_id=None, status=ticket_rules.next_status(ticket.status, action), updated_at=now))
+        route=target, assignee_id=None, status=ticket_rules.next_status(ticket.status, action), updated_at=now,
+        dispatched_at=now, **_fresh_deadlines(ctx, ticket, now), **NEW_DEADLINE))  # the new body's own clock
     unit.deletes.append(delete(TicketParty).where(
         TicketParty.ticket_id == ticket.id, or_(TicketParty.lead.is_(True), TicketParty.route == target)))
     unit.add(TicketParty, ticket_id=ticket.id, route=target, lead=True)
@@ -263,6 +265,13 @@ async def _redirect(session: AsyncSession, ctx: Context, roles: list[Staff], tic
     reply = texts.returned_reply(ticket.number) if action == "return" else texts.reassigned_reply(
         ticket.number, target_title)
     return Outcome(reply, unit, conflict_reply=texts.cannot_now(ticket.number, "reassigned"))
+
+
+def _fresh_deadlines(ctx: Context, ticket: Ticket, now) -> dict:
+    category = nlp.CATEGORIES.get(ticket.category, nlp.CATEGORIES["other"])
+    response_due, resolve_due = ticket_rules.deadlines(
+        now, *dispatch.time_limits(category, ticket.emergency, ctx.time_limits))
+    return dict(response_due=response_due, resolve_due=resolve_due)
 
 
 def _category_name(code: str) -> str:

@@ -220,8 +220,8 @@ async def show_ticket(msg: Inbound, ctx: Context, number: str) -> Outcome:
 
 
 async def list_tickets(msg: Inbound, ctx: Context) -> Outcome:
-    async with ctx.sessions() as session:
-        tickets = await repo.resident_tickets(session, msg.openid)
+    async with ctx.engine.connect() as conn:
+        tickets = await repo.resident_tickets(conn, msg.openid)
     if not tickets:
         return Outcome(texts.NO_TICKETS)
-    return Outcome(texts.ticket_list([(t.number, t.text, t.status, t.created_at) for t in tickets]))
+    return Outcome(texts.ticket_list([tuple(t) for t in tickets]))

@@ -46,11 +46,11 @@ def _set_pragmas(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # every pooled connection gets the same settings
         cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA busy_timeout=10000")  # first: two connections may race to switch the file to WAL
         cur.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed receipt survives power loss, not only a killed process.
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=10000")
         cur.close()
 
 

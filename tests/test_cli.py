@@ -28,3 +28,27 @@ def test_bad_month_and_bad_database_url_are_named(fresh_db, monkeypatch, capsys)
     monkeypatch.setenv("DATABASE_URL", "mysql://x/y")
     assert main(["db", "upgrade"]) == 2
     assert "DATABASE_URL" in capsys.readouterr().err
+
+
+async def test_menu_push_installs_the_menu_file_on_the_account(tmp_path, monkeypatch):
+    """`linli menu push` against the WeChat stand-in: the account ends up with bot/menu.json."""
+    import asyncio
+    import json
+
+    from bot.cli import MENU_FILE
+    from bot.standin import STANDIN_STATE, create_standin, start_standin
+
+    app = create_standin(appid="wx0123456789abcdef", secret="s3cret", token="tok123", webhook_url="")
+    standin = await start_standin(app)
+    try:
+        monkeypatch.setenv("LINLI_WECHAT_TOKEN", "tok123")
+        monkeypatch.setenv("LINLI_WECHAT_APPID", "wx0123456789abcdef")
+        monkeypatch.setenv("LINLI_WECHAT_SECRET", "s3cret")
+        monkeypatch.setenv("LINLI_WECHAT_API_BASE", standin.url)
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        assert await asyncio.to_thread(main, ["menu", "push"]) == 0
+        assert app[STANDIN_STATE].menu == json.loads(MENU_FILE.read_text(encoding="utf-8"))
+        monkeypatch.setenv("LINLI_WECHAT_SECRET", "wrong")
+        assert await asyncio.to_thread(main, ["menu", "push"]) != 0
+    finally:
+        await standin.close()

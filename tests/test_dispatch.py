@@ -203,3 +203,19 @@ async def test_households_reporting_the_same_thing_form_a_hot_spot(wechat, servi
     assert cluster.households == 2 and cluster.proposed_at is not None
     assert len(proposals) == 1 and proposals[0].status == "candidate"
     assert any("议题" in n for n in await outbox(service, HEAD))
+
+
+async def test_each_new_deadline_gets_its_own_reminder_and_escalation(wechat, service, community):
+    from sqlalchemy import update
+
+    number = number_in(await wechat.send(RESIDENT, "楼道里的灯一直不亮"))
+    async with service.ctx.sessions() as s:  # the response deadline was reminded and escalated already
+        await s.execute(update(Ticket).where(Ticket.number == number).values(reminded=True, escalation_level=1))
+        await s.commit()
+    await wechat.send(WORKER, f"签收 {number}")
+    t = await ticket(service, number)
+    assert (t.reminded, t.escalation_level) == (False, 0)  # the resolve deadline starts clean
+    before = t.response_due
+    await wechat.send(WORKER, f"转派 {number} 物业 属于物业维修")
+    t = await ticket(service, number)
+    assert t.response_due > before and t.dispatched_at > t.created_at  # the new body's own clock
