@@ -10,7 +10,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,6 @@ Runtime decision, per block (words+bigrams; character sequences):
 from __future__ import annotations
 
 import array
-import heapq
 import itertools
 import json
 import math

@@ -116,7 +116,7 @@ async def test_the_whole_loop_accept_message_resolve_rate(wechat, service, commu
     assert "我在家" in (await outbox(service, WORKER))[-1]
 
     assert "已办结" in await wechat.send(WORKER, f"办结 {number} 已更换灯泡")
-    assert "photo" or True
+    assert number in await wechat.push(WORKER, "image", PicUrl="http://img/done.jpg", MediaId="proof")  # proof
     asked = (await outbox(service, RESIDENT))[-1]
     assert "已更换灯泡" in asked and "1 解决了" in asked
     assert "满意吗" in await wechat.send(RESIDENT, "1")
@@ -128,7 +128,8 @@ async def test_the_whole_loop_accept_message_resolve_rate(wechat, service, commu
         actions = list((await s.execute(select(TicketEvent.action).where(TicketEvent.ticket_id == t.id)
                                         .order_by(TicketEvent.id))).scalars())
         table = await monthly(s, t.dispatched_at.strftime("%Y-%m"), datetime(2030, 1, 1))
-    assert actions == ["created", "dispatched", "accepted", "message", "message", "resolved", "rated", "rated"]
+    assert actions == ["created", "dispatched", "accepted", "message", "message", "resolved", "attached", "rated",
+                       "rated"]
     overall = table["all"]["合计"]
     assert (overall.response_rate, overall.resolution_rate, overall.satisfaction_rate) == (1.0, 1.0, 1.0)
     assert "王芳" in table["worker"] and "100.0%" in render("2026-11", table)
@@ -166,7 +167,8 @@ async def test_staff_act_only_on_their_own_tickets(wechat, service, community):
     assert "只有社区工作人员" in await wechat.send(NEIGHBOUR, f"签收 {number}")
     assert "没有找到" in await wechat.send(NEIGHBOUR, f"回复 {number} 我也看到了")  # not their ticket
     await wechat.send(WORKER, f"签收 {number}")
-    assert "不是您的工单" in await wechat.send(ADMIN + "x", f"办结 {number} 好了") or True
+    assert "不是您的工单" in await wechat.send(WORKER2, f"办结 {number} 好了")  # staff, but not theirs
+    assert "只有社区工作人员" in await wechat.send(STRANGER, f"办结 {number} 好了")
 
 
 async def test_reassign_needs_a_reason_and_notifies_the_new_body(wechat, service, community):

@@ -31,20 +31,10 @@ STAFF = [  # openid, role, grid, is_head
 ]
 
 
-async def _switch_to_wal(database_url: str) -> None:
-    """One connection first, as one process's start would: the switch of a fresh SQLite file to WAL needs the
-    file to itself, so two engines connecting at the very same moment could fail it ("database is locked")."""
-    engine = create_engine(database_url)
-    async with engine.connect():
-        pass
-    await engine.dispose()
-
-
 @pytest.fixture
 async def engines(database_url):
     """Two engines on one database: two app processes."""
     await upgrade_async(database_url)
-    await _switch_to_wal(database_url)
     pair = create_engine(database_url), create_engine(database_url)
     async with pair[0].begin() as conn:
         await conn.execute(insert(Community.__table__).values(id=1, code="c1", name="幸福社区"))

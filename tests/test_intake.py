@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storage.models import Attachment, Ticket, TicketEvent
 
@@ -61,7 +61,6 @@ async def test_picture_first_then_words_makes_one_ticket_with_the_picture(wechat
 
 async def test_picture_long_after_the_complaint_waits_for_new_words(wechat, service, clock):
     await wechat.send("r4", "绿化带里的垃圾很久没人收拾")
-    service.ctx.now = lambda: __import__("handlers.context").context.utcnow()  # real time, state TTL decides
     await service.ctx.state.delete("last_ticket:r4")  # what the attach window's expiry does
     reply = await wechat.push("r4", "image", PicUrl="http://img/3.jpg", MediaId="m3")
     assert "一句话" in reply

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import nlp
-from nlp import CATEGORIES, EMERGENCIES, ROUTES_OK, Verdict
+from nlp import CATEGORIES, EMERGENCIES, ROUTES_OK
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"

@@ -26,15 +26,6 @@ class Now:
         self.at += timedelta(seconds=seconds)
 
 
-async def _switch_to_wal(database_url: str) -> None:
-    """One connection first, as one process's start would: the switch of a fresh SQLite file to WAL needs the
-    file to itself, so two engines connecting at the very same moment could fail it ("database is locked")."""
-    engine = create_engine(database_url)
-    async with engine.connect():
-        pass
-    await engine.dispose()
-
-
 @pytest.fixture
 def now() -> Now:
     return Now()
@@ -43,7 +34,6 @@ def now() -> Now:
 @pytest.fixture
 async def engines(database_url):
     await upgrade_async(database_url)
-    await _switch_to_wal(database_url)
     pair = create_engine(database_url), create_engine(database_url)
     yield pair
     for engine in pair:

@@ -47,15 +47,6 @@ class StandinClock:
         return self.now
 
 
-async def _switch_to_wal(database_url: str) -> None:
-    """One connection first, as one process's start would: the switch of a fresh SQLite file to WAL needs the
-    file to itself, so two engines connecting at the very same moment could fail it ("database is locked")."""
-    engine = create_engine(database_url)
-    async with engine.connect():
-        pass
-    await engine.dispose()
-
-
 @pytest.fixture
 def now() -> Now:
     return Now()
@@ -94,7 +85,6 @@ async def make_api(wechat, state_url):
 async def make_engine(database_url):
     """One engine per simulated app process, on the same database."""
     await upgrade_async(database_url)
-    await _switch_to_wal(database_url)
     engines = []
 
     def make():
