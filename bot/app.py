@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 import nlp
 from bot.config import Settings
@@ -38,7 +39,7 @@ FIRST_TICKET_ID = 10000  # six-digit tracking numbers from the start (five digit
 @dataclass
 class Service:
     settings: Settings
-    engine: object
+    engine: AsyncEngine
     writer: Writer
     ctx: Context
     delivery: Delivery

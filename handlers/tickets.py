@@ -149,7 +149,8 @@ async def choose_category(msg: Inbound, ctx: Context, conversation: dict) -> Out
     unit.add(TicketEvent, ticket_id=conversation["ticket"], at=now, actor=msg.openid, action="categorised",
              note=category.name)
     route = await _reroute(ctx, unit, conversation["ticket"], category, now)
-    reply = texts.categorised(conversation["number"], category.name, _handler_name(route), category.response_hours)
+    response_hours = dispatch.time_limits(category, None, ctx.time_limits)[0]
+    reply = texts.categorised(conversation["number"], category.name, _handler_name(route), int(response_hours))
 
     async def done() -> None:
         await ctx.end_conversation(msg.openid)
@@ -194,6 +195,7 @@ async def attach_media(msg: Inbound, ctx: Context) -> Outcome:
     unit.add(Attachment, ticket_id=ticket_id, openid=msg.openid, kind=msg.kind, media_id=msg.media_id,
              url=msg.pic_url, text=msg.text or msg.label, latitude=msg.latitude, longitude=msg.longitude,
              created_at=now)
+
     async def remember_location() -> None:  # a new ticket soon after may be routed by it
         await ctx.state.set("pin:" + msg.openid, "1", ctx.attach_window_s)
 
