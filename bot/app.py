@@ -26,6 +26,7 @@ from bot.wechat_api import WeChatAPI
 from handlers.context import Context, utcnow
 from handlers.dispatch import Directory
 from handlers.followup import followup_jobs, load_time_limits
+from handlers.tickets import remember_open_complainants
 from storage.db import create_engine, sessionmaker
 from storage.ids import IdAllocator
 from storage.migrate import upgrade_async
@@ -91,6 +92,8 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
                   now=now, attach_window_s=settings.attach_window_s,
                   time_limits=load_time_limits(settings.time_limits_file),
                   hotspot_window_s=settings.hotspot_window_h * 3600, hotspot_households=settings.hotspot_households)
+    if not settings.redis_url:  # in-process state starts empty: remember who may repeat an open complaint
+        await remember_open_complainants(ctx)
     writer = Writer(engine)
     writer.start()
     limits = Limits(reply_cache_s=settings.reply_cache_s, rate_count=settings.rate_limit_count,

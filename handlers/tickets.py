@@ -123,6 +123,13 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
     return Outcome(reply, unit, [remember])
 
 
+async def remember_open_complainants(ctx: Context) -> None:
+    """Set the has-tickets flag of everyone with an open ticket (for a fresh in-process state at start-up)."""
+    async with ctx.engine.connect() as conn:
+        openids = await repo.openids_with_open_tickets(conn, ticket_rules.OPEN)
+    await ctx.state.batch([("set", "has_tickets:" + openid, "1", HAS_TICKETS_S) for openid in openids])
+
+
 def _repeat(msg: Inbound, ctx: Context, ticket: Ticket, now) -> Outcome:
     """The same complaint again: no new ticket; the handler's timeline records the resident asked again."""
     unit = Unit()

@@ -18,6 +18,11 @@ async def open_tickets(conn: AsyncConnection, openid: str, category: str, open_s
         .order_by(Ticket.id.desc()))).all())
 
 
+async def openids_with_open_tickets(conn: AsyncConnection, open_statuses: Collection[str]) -> list[str]:
+    rows = await conn.execute(select(Ticket.openid).where(Ticket.status.in_(open_statuses)).distinct())
+    return list(rows.scalars())
+
+
 async def bound_homes(session: AsyncSession) -> list[tuple[str, int, int, str]]:
     """(openid, grid_id, household_id, "1号网格 3栋2单元501") of every resident whose binding is confirmed."""
     rows = await session.execute(

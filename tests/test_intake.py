@@ -140,3 +140,26 @@ async def test_rate_limit_is_polite_and_keeps_what_was_acknowledged(wechat, serv
 async def test_emergency_tells_the_resident_whom_to_call(wechat):
     reply = await wechat.send("r16", "3栋2单元着火了，冒了好多烟")
     assert "119" in reply and "编号" in reply
+
+
+async def test_repeats_are_recognised_after_a_restart_of_the_embedded_default(settings, clock, tmp_path):
+    """In-process state starts empty; the service rebuilds who has open tickets from the database."""
+    import uuid
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.app import create_app
+    from tests.conftest import WeChat
+
+    import pytest
+
+    if settings.redis_url:
+        pytest.skip("Redis keeps the flags across restarts: this is about the in-process state")
+    first = None
+    for _ in range(2):
+        app = create_app(settings, clock=clock, migrate=True, state_prefix=f"t-{uuid.uuid4().hex}:",
+                         background=False)
+        async with TestClient(TestServer(app)) as client:
+            reply = await WeChat(client, clock).send("r-restart", "小区南门的路灯坏了好几天了")
+            first = first or number_in(reply)
+    assert "已经反映过" in reply and first in reply
