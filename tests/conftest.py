@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -118,6 +119,21 @@ class Clock:
 
     def travel(self, seconds: float) -> None:
         self.offset += seconds
+
+
+class TravellingNow:
+    """The service's clock (naive UTC, its `now=`): `start` (default: real time) plus an offset tests move on."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._start, self.offset = start, timedelta()
+
+    def __call__(self) -> datetime:
+        from handlers.context import utcnow
+
+        return (self._start or utcnow()) + self.offset
+
+    def travel(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
 
 
 class WeChat:

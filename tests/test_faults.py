@@ -13,7 +13,7 @@ import random
 import shutil
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
 from handlers.texts import TRY_AGAIN_LATER
-from conftest import _pg, unavailable
+from conftest import TravellingNow, _pg, unavailable
 from faults_support import (PrivateRedis, Push, ServeProcess, TcpProxy, check_stored, cpu_seconds,
                                   make_pushes, send, send_all, serve_env, stored_tickets)
 
@@ -222,16 +222,6 @@ async def test_postgres_unreachable_answers_in_time_tells_no_lie_and_stores_retr
 
 
 # -- 4. The WeChat API stand-in failing ---------------------------------------------------------------------------
-class TravellingNow:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        from handlers.context import utcnow
-
-        return utcnow() + self.offset
-
-
 async def test_wechat_api_failures_delay_notices_but_lose_or_double_none(database_url, state_url, http):
     from bot.app import SERVICE, create_app
     from bot.config import Settings

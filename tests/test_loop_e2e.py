@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -19,21 +19,13 @@ from bot.app import SERVICE, create_app
 from bot.config import Settings
 from bot.demo import DEMO_AES_KEY, DEMO_APPID, DEMO_SECRET, DEMO_TOKEN, IDENTITIES
 from bot.standin import STANDIN_STATE, create_standin, start_standin
-from handlers.context import utcnow
 from storage.accounts import create_invite
 from storage.community import seed_demo
 from storage.db import sessionmaker
+from tests.conftest import TravellingNow
 
 RESIDENT, WORKER, HEAD = IDENTITIES["张阿姨"], IDENTITIES["王网格员"], IDENTITIES["陈主任"]
 ADMIN = "e2e-admin"
-
-
-class TravellingNow:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return utcnow() + self.offset
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from sqlalchemy import select
@@ -11,24 +11,14 @@ from bot.scheduler import LEASE_NAME, Scheduler
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import Lease
+from tests.conftest import TravellingNow
 
 START = datetime(2026, 11, 22, 2, 0)
 
 
-class Now:
-    def __init__(self) -> None:
-        self.at = START
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def travel(self, seconds: float) -> None:
-        self.at += timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def now() -> Now:
-    return Now()
+def now() -> TravellingNow:
+    return TravellingNow(START)
 
 
 @pytest.fixture
@@ -74,7 +64,7 @@ async def test_only_one_process_leads_and_runs_jobs_when_due(make_scheduler, eng
 
     runs.clear()
     for _ in range(6):  # a minute of ticks every 10 s: the leader renews; "rarely" is not due again yet
-        now.travel(10)
+        now.travel(seconds=10)
         assert await asyncio.gather(leader.tick(), other.tick()) == [True, False]
     assert [name for _, name, _ in runs] == ["often"] * 5 + ["often", "rarely"]
     assert {h for h, _, _ in runs} == {leader.holder}
@@ -84,9 +74,9 @@ async def test_only_one_process_leads_and_runs_jobs_when_due(make_scheduler, eng
 async def test_the_other_takes_over_when_the_lease_expires(make_scheduler, engines, now, runs):
     a, b = make_scheduler("app-1", 0), make_scheduler("app-2", 1)
     assert await a.tick() and not await b.tick()
-    now.travel(29)  # a went quiet (killed); its lease still holds
+    now.travel(seconds=29)  # a went quiet (killed); its lease still holds
     assert not await b.tick()
-    now.travel(2)
+    now.travel(seconds=2)
     runs.clear()
     assert await b.tick()
     assert {h for h, _, _ in runs} == {"app-2"}  # the new leader runs every job at once

@@ -20,23 +20,11 @@ from storage.migrate import upgrade_async
 from storage.models import Outbox, Ticket
 from storage.state import MemoryState, RedisState
 from storage.writer import Unit
+from tests.conftest import TravellingNow
 
 APPID, SECRET, TEMPLATE = "wx2c2769f8efd9abc2", "s3cret", "TPL_PROGRESS"
 RESIDENT = "o_resident_1"
 START = datetime(2026, 11, 22, 2, 0)
-
-
-class Now:
-    """The sender's clock (naive UTC), moved by hand so backoff needs no real waiting."""
-
-    def __init__(self) -> None:
-        self.at = START
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def travel(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
 
 
 class StandinClock:
@@ -48,8 +36,8 @@ class StandinClock:
 
 
 @pytest.fixture
-def now() -> Now:
-    return Now()
+def now() -> TravellingNow:
+    return TravellingNow(START)  # the sender's clock: backoff needs no real waiting
 
 
 @pytest.fixture
@@ -105,7 +93,7 @@ def make_sender(make_engine, make_api, now):
     return make
 
 
-async def add_notices(engine, now: Now, *notices: tuple[str, str], ticket_id: int | None = None) -> None:
+async def add_notices(engine, now: TravellingNow, *notices: tuple[str, str], ticket_id: int | None = None) -> None:
     unit = Unit()
     for openid, text in notices:
         notify(unit, openid, text, now(), ticket_id)
