@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from bot.app import create_app, SERVICE
 from bot.config import Settings
 from bot.signing import sign_push, xml_message
-from storage.migrate import upgrade
+from storage.migrate import upgrade, upgrade_async
 from storage.models import Base
 
 TOKEN, APPID = "spamtest", "wx2c2769f8efd9abc2"
@@ -94,6 +94,17 @@ def database_url(request, tmp_path) -> str:
     names = ", ".join(t.name for t in Base.metadata.sorted_tables)
     _pg(url, f"TRUNCATE {names} CASCADE")
     return url
+
+
+@pytest.fixture
+async def engine(database_url):
+    """A migrated engine on the backend under test, for tests below the webhook."""
+    from storage.db import create_engine
+
+    await upgrade_async(database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from storage.community import (find_household, find_places, grid_at, import_grid
                                resident_place, seed_demo)
 from storage.db import create_engine, sessionmaker
 from storage.geo import geometry_errors, point_in_geometry
-from storage.migrate import upgrade_async
 from storage.models import Building, Community, Grid, Household, InviteCode, Resident, Staff
 
 DATA = Path(__file__).with_name("data")
@@ -26,14 +25,6 @@ HEADER = "community,grid,building,unit,room,floor_area,household_code\n"
 @pytest.fixture(scope="session", autouse=True)
 def _warm_nlp():
     """The map needs no classifier: these tests don't load it (conftest's fixture of this name does)."""
-
-
-@pytest.fixture
-async def engine(database_url):
-    await upgrade_async(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def count(engine, model) -> int:

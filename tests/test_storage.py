@@ -9,9 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 from sqlalchemy import func, select
 
-from storage.db import create_engine
 from storage.ids import IdAllocator, damm_check_digit, is_valid_ticket_number, ticket_number
-from storage.migrate import upgrade_async
 from storage.models import Base, InboundMessage, Ticket
 from storage.state import LockTimeout, MemoryState, RedisState
 from storage.writer import Duplicate, Unit, Writer
@@ -38,14 +36,6 @@ def test_every_adjacent_swap_is_caught(ticket_id):
 def test_damm_known_value_and_junk():
     assert damm_check_digit(572) == 4  # the textbook example
     assert not any(is_valid_ticket_number(s) for s in ("", "5", "57a4", "５７２４", "-5724"))
-
-
-@pytest.fixture
-async def engine(database_url):
-    await upgrade_async(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def test_id_allocators_in_parallel_never_hand_out_the_same_id(engine):
