@@ -1,6 +1,7 @@
 """What residents and staff read while binding a household or a role: short, numbered, with a way out."""
 from __future__ import annotations
 
+from handlers.texts import numbered
 from storage.accounts import COMMITTEES, ROLE_NAMES
 
 EXAMPLE = "3栋2单元501"
@@ -44,8 +45,7 @@ def address_not_found(typed: str) -> str:
 
 
 def choose_household(labels: list[str]) -> str:
-    lines = "\n".join(f"{i} {label}" for i, label in enumerate(labels, 1))
-    return f"找到几处住址，请回复数字选一个：\n{lines}\n{WAY_OUT}"
+    return f"找到几处住址，请回复数字选一个：\n{numbered(labels)}\n{WAY_OUT}"
 
 
 def ask_owner(label: str) -> str:

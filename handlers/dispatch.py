@@ -112,6 +112,13 @@ class Home:
     where: str  # "1号网格 3栋2单元501"
 
 
+async def supervisors(session: AsyncSession, route: str, grid_id: int | None) -> list[Staff]:
+    """Who is told when a ticket is overdue (督办) or reopened: the heads of its body, or the residents'
+    committee's heads for grid work and for a body without a head."""
+    heads = await members(session, (route + "_head",), grid_id) if route != "grid_worker" else []
+    return heads or await members(session, ("residents_committee_head",), grid_id)
+
+
 class Directory:
     """Staff and residents' confirmed homes, kept in memory for the webhook's hot path.
 

@@ -194,9 +194,7 @@ async def _owers(session: AsyncSession, t) -> list[Staff]:
 
 async def _heads_and_owers(session: AsyncSession, t) -> list[Staff]:
     """Level 1: the heads of the route body; of the residents' committee for grid work or a headless body."""
-    heads = await dispatch.members(session, (t.route + "_head",), t.grid_id) if t.route != "grid_worker" else []
-    heads = heads or await dispatch.members(session, ("residents_committee_head",), t.grid_id)
-    return heads + await _owers(session, t)
+    return await dispatch.supervisors(session, t.route, t.grid_id) + await _owers(session, t)
 
 
 async def _admins(session: AsyncSession, t) -> list[Staff]:

@@ -68,13 +68,10 @@ async def answer(msg: Inbound, ctx: Context, ticket: Ticket) -> Outcome:
 
 
 async def _handler_and_supervisors(ctx: Context, ticket: Ticket) -> list[str]:
-    """The one who handled it, and the heads of its body (the residents' committee for grid matters)."""
+    """The one who handled it, and the supervisors of its body."""
     async with ctx.sessions() as session:
         openids = []
         if ticket.assignee_id is not None and (handler := await session.get(Staff, ticket.assignee_id)):
             openids.append(handler.openid)
-        body = "residents_committee" if ticket.route in ("grid_worker", "duty_desk") else ticket.route
-        heads = await dispatch.members(session, (f"{body}_head",), ticket.grid_id)
-        if not heads and body != "residents_committee":
-            heads = await dispatch.members(session, ("residents_committee_head",), ticket.grid_id)
+        heads = await dispatch.supervisors(session, ticket.route, ticket.grid_id)
     return list(dict.fromkeys(openids + [h.openid for h in heads]))

@@ -126,8 +126,13 @@ def hotspot_notice(category_name: str, where: str, households: int, number: str)
             f"建议提交居民议事，回复“工单 {number}”看详情。")
 
 
+def numbered(options: list[str]) -> str:
+    """Numbered choices, one per line: what an elderly resident answers with a single digit."""
+    return "\n".join(f"{i} {option}" for i, option in enumerate(options, 1))
+
+
 def choose_category(number: str, options: list[str]) -> str:
-    lines = "\n".join(f"{i} {name}" for i, name in enumerate(options, 1))
+    lines = numbered(options)
     return (
         f"已收到，编号：{number}\n"
         f"为了交给对的人办理，请问这件事属于哪一类？回复数字：\n{lines}\n"
@@ -136,7 +141,7 @@ def choose_category(number: str, options: list[str]) -> str:
 
 
 def choose_again(options: list[str]) -> str:
-    lines = "\n".join(f"{i} {name}" for i, name in enumerate(options, 1))
+    lines = numbered(options)
     return f"请回复一个数字：\n{lines}\n0 都不是"
 
 
