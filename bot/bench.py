@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bot.signing import signature, xml_message
@@ -122,7 +122,6 @@ class Result:
     duplicates: int | None = None
     startup_s: float = 0.0
     rss_mb: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 def free_port() -> int:

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import nlp
 from handlers import ticket_rules
-from storage.community import grid_at, household_place
-from storage.tickets import bound_homes
+from storage.community import bound_homes, grid_at, household_place
 from storage.models import Attachment, Grid, Staff
 
 EMERGENCY_RESPONSE_HOURS = 2

@@ -353,14 +353,15 @@ async def grid_at(session: AsyncSession, lat: float, lon: float, community_id: i
 
 # ---- lookups for handlers -----------------------------------------------------------------------
 
-async def resident_place(session: AsyncSession, openid: str) -> tuple[int, int] | None:
-    """(grid_id, household_id) of a resident whose binding is confirmed; None otherwise."""
-    row = (await session.execute(
-        select(Building.grid_id, Household.id)
-        .join(Household, Household.building_id == Building.id)
-        .join(Resident, Resident.household_id == Household.id)
-        .where(Resident.openid == openid, Resident.status == "bound"))).first()
-    return (row[0], row[1]) if row else None
+async def bound_homes(session: AsyncSession) -> list[tuple[str, int, int, str]]:
+    """(openid, grid_id, household_id, "1号网格 3栋2单元501") of every resident whose binding is confirmed."""
+    rows = await session.execute(
+        select(Resident.openid, Building.grid_id, Household.id, Grid.name, Building.name, Household.unit,
+               Household.room)
+        .select_from(Resident).join(Household, Household.id == Resident.household_id)
+        .join(Building, Building.id == Household.building_id).join(Grid, Grid.id == Building.grid_id)
+        .where(Resident.status == "bound"))
+    return [(o, g, h, f"{gname} {addr.display(b, u, r)}") for o, g, h, gname, b, u, r in rows]
 
 
 def _place_query():

@@ -7,8 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from storage.address import display
-from storage.models import Attachment, Building, Grid, Household, InboundMessage, Resident, Ticket, TicketEvent
+from storage.models import Attachment, InboundMessage, Ticket, TicketEvent
 
 
 async def open_tickets(conn: AsyncConnection, openid: str, category: str, open_statuses: Collection[str]) -> list:
@@ -21,17 +20,6 @@ async def open_tickets(conn: AsyncConnection, openid: str, category: str, open_s
 async def openids_with_open_tickets(conn: AsyncConnection, open_statuses: Collection[str]) -> list[str]:
     rows = await conn.execute(select(Ticket.openid).where(Ticket.status.in_(open_statuses)).distinct())
     return list(rows.scalars())
-
-
-async def bound_homes(session: AsyncSession) -> list[tuple[str, int, int, str]]:
-    """(openid, grid_id, household_id, "1号网格 3栋2单元501") of every resident whose binding is confirmed."""
-    rows = await session.execute(
-        select(Resident.openid, Building.grid_id, Household.id, Grid.name, Building.name, Household.unit,
-               Household.room)
-        .select_from(Resident).join(Household, Household.id == Resident.household_id)
-        .join(Building, Building.id == Household.building_id).join(Grid, Grid.id == Building.grid_id)
-        .where(Resident.status == "bound"))
-    return [(o, g, h, f"{gname} {display(b, u, r)}") for o, g, h, gname, b, u, r in rows]
 
 
 async def resident_ticket(session: AsyncSession, openid: str, number: str) -> Ticket | None:
@@ -53,11 +41,6 @@ async def timeline(session: AsyncSession, ticket_id: int) -> list[TicketEvent]:
     rows = await session.execute(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.at, TicketEvent.id))
     return list(rows.scalars())
-
-
-async def attachment_count(session: AsyncSession, ticket_id: int) -> int:
-    rows = await session.execute(select(Attachment.id).where(Attachment.ticket_id == ticket_id))
-    return len(rows.all())
 
 
 async def orphan_attachment_ids(session: AsyncSession, openid: str, since: datetime) -> list[int]:

@@ -132,6 +132,13 @@ class Clock:
         self.offset += seconds
 
 
+async def resident_place(session, openid: str) -> tuple[int, int] | None:
+    """(grid_id, household_id) of a resident whose binding is confirmed, as routing sees it."""
+    from storage.community import bound_homes
+
+    return next(((g, h) for o, g, h, _ in await bound_homes(session) if o == openid), None)
+
+
 class TravellingNow:
     """The service's clock (naive UTC, its `now=`): `start` (default: real time) plus an offset tests move on."""
 

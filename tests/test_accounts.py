@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.accounts import create_invite, short_id
-from storage.community import import_households, resident_place
+from storage.community import import_households
+from tests.conftest import resident_place
 from storage.models import Grid, InviteCode, Outbox, Resident, Staff, Ticket
 
 HOUSEHOLDS = Path(__file__).with_name("data") / "demo_households.csv"

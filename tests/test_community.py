@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from storage.accounts import ROLE_NAMES
 from storage.address import Address, parse_address
 from storage.community import (find_household, find_places, grid_at, import_grid_polygons, import_households,
-                               resident_place, seed_demo)
+                               seed_demo)
+from tests.conftest import resident_place
 from storage.db import create_engine, sessionmaker
 from storage.geo import geometry_errors, point_in_geometry
 from storage.models import Building, Community, Grid, Household, InviteCode, Resident, Staff
