@@ -59,14 +59,9 @@ async def _text(msg: Inbound, ctx: Context, text: str) -> Outcome:
     conversation = await ctx.conversation(msg.openid)
     if (out := await accounts.handle(msg, ctx, conversation)) is not None:
         return out
-    if conversation.get("step") == "choose_category":
-        answered = await tickets.choose_category(msg, ctx, conversation)
-        if answered is not None:
-            return answered
-        if len(text) <= 6:  # too short to be a new complaint: ask again, keep the question open
-            names = [nlp.CATEGORIES[c].name for c in conversation["options"]]
-            return Outcome(texts.choose_again(names))
-        # A longer message is a new matter; the earlier ticket keeps its best-guess category.
+    choosing = conversation.get("step") == "choose_category"
+    if choosing and (answered := await tickets.choose_category(msg, ctx, conversation)) is not None:
+        return answered
     if (handled := await staff.handle(msg, ctx)) is not None:
         return handled
     if text in ("1", "2", "3") and (resolved := await rating.awaiting(ctx, msg.openid)):
@@ -81,6 +76,10 @@ async def _text(msg: Inbound, ctx: Context, text: str) -> Outcome:
         return Outcome(texts.HOW_TO_REPORT)
     if text in _QUERY_HINT or _QUERY_WITHOUT_NUMBER.match(text):
         return Outcome(texts.HOW_TO_QUERY)
+    if choosing and len(text) <= 6:  # not a command, too short to be a new complaint: ask again
+        names = [nlp.CATEGORIES[c].name for c in conversation["options"]]
+        return Outcome(texts.choose_again(names))
+    # A longer message is a new matter; a ticket waiting for its category keeps its best guess.
     verdict = nlp.classify(text)
     if verdict.intent == "smalltalk":
         return Outcome(texts.SMALLTALK)

@@ -42,8 +42,10 @@ class Classifier:
 
     def __init__(self, model_dir: str | Path = DEFAULT_MODEL):
         from . import rules, tokenizer
+        from .features import normalize
         from .model import Model
 
+        self.normalize = normalize
         self.model = Model.load(model_dir)
         self.tok = tokenizer.get(self.model.extra_words)
         self.rules = rules.Rules.load()
@@ -53,13 +55,13 @@ class Classifier:
         if not isinstance(text, str):
             text = "" if text is None else str(text)
         m = self.model
-        intent, emergency = self.rules.analyse(text)
-        sc = m.score(text, self.tok)
-        probs = sc.probs
+        t = self.normalize(text)
+        intent, emergency = self.rules.analyse(t, normalized=True)
+        sc = m.score(t, self.tok, normalized=True)
         classes = m.classes
-        ranked = sorted(zip(probs, classes), reverse=True)[:3]
+        ranked = sorted(zip(sc.probs, classes), reverse=True)[:3]
         conf, best = ranked[0]
-        candidates = tuple((c, p) for p, c in ranked)
+        candidates = tuple([(c, p) for p, c in ranked])
         # unsure: a weak winner, too little known vocabulary, or "other" (nothing recognised to route by)
         unsure = conf < m.unsure_below or sc.evidence <= self.min_evidence or best == "other"
         if intent in ("command", "smalltalk") and text and not text.isspace():
@@ -79,13 +81,18 @@ def _readable(ranked: list[str], k: int = 5) -> tuple[str, ...]:
     """Strongest keywords first, leaving out a character sequence already inside a stronger keyword
     (垃圾 > 垃, 圾): they did contribute, but say nothing new to the reader."""
     kept: list[str] = []
-    shown: list[str] = []
+    shown = "\0"  # the shown keywords, each followed by \0: one substring test covers them all
     for key in ranked:
-        plain = key[1:-1] if key[0] == "<" else key
-        if plain in shown or (key[0] != "<" and any(plain in s for s in shown)):
+        if key[0] == "<":
+            plain = key[1:-1]
+            if f"\0{plain}\0" in shown:
+                continue
+        elif key in shown:
             continue
+        else:
+            plain = key
         kept.append(key)
-        shown.append(plain)
+        shown += plain + "\0"
         if len(kept) == k:
             break
     return tuple(kept)

@@ -20,7 +20,8 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
     g.add_argument("--char-limit", type=int, default=None, help="only the first N characters give char n-grams")
     g.add_argument("--bigrams", action="store_true", help="add word bigrams (default: words only)")
     g.add_argument("--no-idf", action="store_true", help="no idf weighting")
-    g.add_argument("--hmm", action="store_true", help="tokenise with jieba's HMM for unknown words (slower)")
+    g.add_argument("--exact-cut", action="store_true", help="jieba's exact cut instead of its full mode for the words")
+    g.add_argument("--hmm", action="store_true", help="exact cut with jieba's HMM for unknown words (slower)")
     g.add_argument("--word-scale", type=float, default=None, help="weight of the word block vs the char block (default 0.7)")
     g.add_argument("--prune", type=float, default=None, help="drop learned weights below this (default 0.001)")
 
@@ -36,6 +37,8 @@ def _settings(a) -> tuple[dict, dict]:
         cfg["bigrams"] = True
     if a.no_idf:
         cfg["idf"] = False
+    if a.exact_cut or a.hmm:
+        cfg["cut_all"] = False
     if a.hmm:
         cfg["hmm"] = True
     if a.C is not None:

@@ -1,12 +1,15 @@
 """Text normalisation and feature generation, shared by training and the runtime.
 
 Everything the classifier sees of a message is a list of *features* (with repetitions):
-  - words:    the jieba tokens (whitespace dropped)                  table notation  <词>
+  - words:    the jieba tokens (whitespace dropped): by default jieba's full mode, i.e. every dictionary
+              word in the text, overlaps included              table notation  <词>
   - bigrams:  two jieba tokens in a row, joined by one space         table notation  <词 词>
   - chars:    every character sequence of length lo..hi of the text  table notation  字串 (plain)
 Training and the runtime call the same functions, so a learned table is exactly what the runtime sums.
 """
 from __future__ import annotations
+
+import re
 
 # Full-width ASCII -> half-width, ideographic space -> space, angle brackets (table notation) -> space.
 _TRANS = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}
@@ -21,8 +24,49 @@ def normalize(text: str) -> str:
     return text.translate(_TRANS).lower().strip()
 
 
-def words_of(tokens: list[str]) -> list[str]:
-    return [t for t in tokens if not t.isspace()]
+_HAN = re.compile("[\u4e00-\u9fd5]+")  # jieba's Han runs (re_han_cut_all)
+_LATIN = re.compile("[a-z0-9+#]+")  # jieba's full mode keeps these runs whole (the text is lower case)
+
+
+def words_in(text: str, tok, cfg: dict) -> list[str]:
+    """The word block of a normalised text.
+
+    By default (``cut_all``) the words of jieba's word graph, as in its full mode: each Han character and
+    every word of jieba's dictionary (with the community words) of two or more characters, overlaps
+    included, plus each run of Latin letters and digits. As accurate in cross-validation as the exact cut
+    (docs/nlp.md) and much cheaper: no route search."""
+    if not cfg.get("cut_all"):
+        toks = tok.lcut(text, HMM=cfg["hmm"])
+        return [w for w in toks if not w.isspace()] if " " in text else toks
+    out = _LATIN.findall(text)
+    get = tok.FREQ.get
+    for run in _HAN.findall(text):
+        out += dict_words(run, get)
+    return out
+
+
+def dict_words(run: str, get) -> list[str]:
+    """Each character of a Han run followed by the words of 2+ characters that start there, read straight off
+    jieba's prefix dictionary ``FREQ`` (word -> frequency, prefix of a word -> 0) as ``Tokenizer.get_DAG``
+    does (tests/test_nlp_properties.py checks), with one lookup per step instead of two and no graph."""
+    out = []
+    n = len(run)
+    for k in range(n):
+        out.append(run[k])
+        i = k + 2
+        if i > n:
+            break
+        frag = run[k:i]
+        f = get(frag)
+        while f is not None:
+            if f:
+                out.append(frag)
+            if i == n:
+                break
+            i += 1
+            frag = run[k:i]
+            f = get(frag)
+    return out
 
 
 def char_ngrams(text: str, lo: int, hi: int, limit: int = 0) -> list[str]:

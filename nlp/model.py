@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import _TRANS, normalize
+from .features import _TRANS, normalize, words_in
 
 _KEY_TRANS = {**_TRANS}
 for _c in "<>":
@@ -47,6 +47,7 @@ _CACHE_VERSION = 5  # bump when the Model layout changes (invalidates pickled ca
 
 DEFAULT_CFG = {
     "words": True,
+    "cut_all": True,
     "bigrams": False,
     "chars": [1, 2],
     "char_limit": 0,
@@ -162,7 +163,7 @@ class Model:
     def _parse(cls, path: Path) -> "Model":
         meta = json.loads((path / "model.json").read_text(encoding="utf-8"))
         classes = list(meta["classes"])
-        cfg = {**DEFAULT_CFG, **meta.get("features", {})}
+        cfg = {**DEFAULT_CFG, "cut_all": False, **meta.get("features", {})}  # older models: exact cut
         lo, hi = cfg["chars"] if cfg.get("chars") else (0, 0)
         index: dict[tuple[str, str], int] = {}
         labels = ["", ""]
@@ -256,19 +257,17 @@ class Model:
         )
 
     # ------------------------------------------------------------------ scoring
-    def rows_of(self, text: str, tok) -> tuple[list[int], list[int]]:
+    def rows_of(self, text: str, tok, normalized: bool = False) -> tuple[list[int], list[int]]:
         """Feature rows (with repetitions) of the word block and of the character block.
 
         Written for speed (this is the classifier's cost on top of jieba): keys are built and looked up with
         C-level map() calls; unknown features map to row 0 (word) / 1 (chars), which carry only their idf²."""
         cfg = self.cfg
-        t = normalize(text)
+        t = text if normalized else normalize(text)
         wrows: list[int] = []
         crows: list[int] = []
         if cfg["words"]:
-            toks = tok.lcut(t, HMM=cfg["hmm"])
-            if " " in t:
-                toks = [w for w in toks if not w.isspace()]
+            toks = words_in(t, tok, cfg)
             wrows = list(map(self.word_ix.get, toks, _ZERO))
             if cfg["bigrams"] and len(toks) > 1:
                 wrows += map(self.bigram_ix.get, map(_SPACE_JOIN, zip(toks, toks[1:])), _ZERO)
@@ -329,8 +328,8 @@ class Model:
             s = [x + y * n for x, y in zip(bias, a)]
         return s, nw, nc, A
 
-    def score(self, text: str, tok, explain: bool = True) -> Scored:
-        wrows, crows = self.rows_of(text, tok)
+    def score(self, text: str, tok, explain: bool = True, normalized: bool = False) -> Scored:
+        wrows, crows = self.rows_of(text, tok, normalized)
         s, nw, nc, A = self.raw_scores(wrows, crows)
         best = max(range(len(s)), key=s.__getitem__)
         top_s, t = s[best], self.temperature

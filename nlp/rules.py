@@ -185,11 +185,11 @@ class Rules:
             emergencies=Fast(em) if em else None,
         )
 
-    def analyse(self, text: str) -> tuple[str, str | None]:
+    def analyse(self, text: str, normalized: bool = False) -> tuple[str, str | None]:
         """(intent, emergency) of a message; normalises once. The intent is read from the first
         INTENT_SPAN characters (how a message opens says what it wants; long letters stay cheap); emergencies
         are searched in the whole text."""
-        t = normalize(text)
+        t = text if normalized else normalize(text)
         head = t if len(t) <= INTENT_SPAN else t[:INTENT_SPAN]
         return self.intent(head, normalized=True), self.emergency(t, normalized=True)
 

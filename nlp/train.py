@@ -16,8 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import tokenizer
-from .features import bigrams_of, char_ngrams, normalize, words_of
-from .model import DEFAULT_CFG, fit_temperature, read_table, write_model
+from .features import bigrams_of, char_ngrams, normalize, words_in
+from .model import DEFAULT_CFG, Model, fit_temperature, read_table, write_model
 
 DEFAULT_TRAIN = {"C": 1.0, "class_weight": "balanced", "prune": 1e-3, "word_scale": 0.7}
 
@@ -38,7 +38,7 @@ def docs_of(texts: list[str], cfg: dict, tok=None) -> tuple[list[list[str]], lis
         t = normalize(text)
         w: list[str] = []
         if cfg["words"]:
-            ws = words_of(tok.lcut(t, HMM=cfg["hmm"]))
+            ws = words_in(t, tok, cfg)
             w = [f"<{x}>" for x in ws]
             if cfg["bigrams"]:
                 w += [f"<{x}>" for x in bigrams_of(ws)]
@@ -198,6 +198,7 @@ def train(
     write_model(out, classes, dict(zip(classes, intercept)), tables, meta, idf_map)
     if hand and (Path(hand) / "userdict.txt").exists() and Path(hand).resolve() != Path(out).resolve():
         (Path(out) / "userdict.txt").write_text((Path(hand) / "userdict.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    Model.load(out)  # parses the tables once more and caches big models, so the next start-up is quick
     n_rows = sum(len(v) for v in tables.values())
     log(f"trained on {len(texts)} messages, {len(classes)} classes, {len(keys)} features, "
         f"{n_rows} table rows, temperature {temperature:.3g}, {time.perf_counter() - t0:.1f} s -> {out}")
@@ -219,7 +220,7 @@ def cross_validate(data, cfg=None, params=None, k=5, seed=0, log=print, baseline
     if baselines:
         res["svm_char13"] = []
         res["svm_word12_char13"] = []
-        base_words = docs_of(texts, {**DEFAULT_CFG, "hmm": True, "chars": None})[0] if cfg["hmm"] is False else wdocs
+        base_words = docs_of(texts, {**DEFAULT_CFG, "cut_all": False, "hmm": True, "bigrams": True, "chars": None})[0]
     for tr, te in folds:
         Xtr, b = design([wdocs[i] for i in tr], [cdocs[i] for i in tr], use_idf=use_idf, word_scale=params["word_scale"])
         Xte, _ = design([wdocs[i] for i in te], [cdocs[i] for i in te], b, word_scale=params["word_scale"])

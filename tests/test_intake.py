@@ -110,6 +110,8 @@ async def test_unsure_classification_asks_with_numbered_choices(wechat, service)
     number = number_in(reply)
     assert len(await tickets_of(service, "r12")) == 1  # stored before asking: nothing lost
     assert "请回复一个数字" in await wechat.send("r12", "啥")  # nonsense: asked again, question kept
+    assert number in await wechat.send("r12", "我的诉求")  # a command is answered, the question stays open
+    assert "查询" in await wechat.send("r12", "查询 abc")
     answer = await wechat.send("r12", "1")
     assert number in answer
     ticket = (await tickets_of(service, "r12"))[0]

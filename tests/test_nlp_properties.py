@@ -66,3 +66,21 @@ def test_fast_on_generated_patterns(pats, text):
 
 def test_split_top_respects_groups_and_classes():
     assert split_top("a|(b|c)|[|]|d\\|e") == ["a", "(b|c)", "[|]", "d\\|e"]
+
+
+WORDS = st.sampled_from(["飞线充电", "垃圾分类", "电动车", "业委会", "物业费", "楼道", "漏水", "停车位", "高空抛物",
+                         "中华人民共和国", "噪音", "的", "了", "很", "网格员"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(WORDS, st.text(alphabet=CJK, min_size=1, max_size=3)), max_size=12))
+def test_dictionary_words_are_jiebas_word_graph(parts):
+    """features.dict_words reads jieba's prefix dictionary directly; it must list each character and exactly
+    the words of 2+ characters of jieba's own word graph (Tokenizer.get_DAG), in the same order."""
+    from nlp.features import dict_words
+
+    tok = nlp.warm_up().tok
+    run = "".join(parts)
+    dag = tok.get_DAG(run) if run else {}
+    expected = [w for k, ends in dag.items() for w in [run[k]] + [run[k : j + 1] for j in ends if j > k]]
+    assert dict_words(run, tok.FREQ.get) == expected
