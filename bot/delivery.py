@@ -44,6 +44,9 @@ class Delivery:
         self.state: ScopedState = ctx.state
         self.on_notices = lambda: None  # wakes the outbox sender after a commit that wrote notices
         self._releasing: set[asyncio.Task] = set()  # claim releases under way (kept so they are not collected)
+        # Pushes being answered in this process: a retry arriving meanwhile waits on the future instead of
+        # polling the shared state. Result: the stored reply ("" for none), or None when there is none.
+        self._answering: dict[str, asyncio.Future[str | None]] = {}
 
     async def deliver(self, msg: Inbound) -> str | None:
         """The reply text for this push (None: answer `success`)."""
@@ -54,29 +57,44 @@ class Delivery:
         async with self.state.scope(read_ahead) as (claimed, count, version, *_):
             self.ctx.directory.note_version(version)
             if claimed is False:
-                earlier = await self._wait_for_reply(key)
+                earlier = await self._earlier_reply(key)
                 if earlier is not None:
                     return earlier or None
                 # The first delivery died or the state was lost: handle it; the database refuses a second record.
-            if count is not None and count > limits.rate_count:
-                await self._flush(key, texts.RATE_LIMITED)
-                return texts.RATE_LIMITED
+            answered = self._answering[key] = asyncio.get_running_loop().create_future()
             try:
-                reply = await self._handle(msg)
-                if reply is not None:
-                    reply = await self._with_kept_notices(openid, reply)
-            except asyncio.CancelledError:
-                # The webhook stopped waiting (its 4.5 s are up): WeChat's retry must start afresh, not wait
-                # retry_wait_s for a reply this delivery will never write. A commit still under way is caught by
-                # the database's key. Not awaited: the webhook is answering now.
-                self._release_later(key)
-                raise
-            except Exception:
-                log.exception("could not handle %s", key)
-                await _quietly(self.state.inner.delete("claim:" + key), "claim release")  # WeChat's retry: fresh try
-                return texts.TRY_AGAIN_LATER
-            await self._flush(key, reply or "")
-            return reply
+                reply, stored = await self._answer(msg, count)
+                if stored:
+                    answered.set_result(reply or "")
+                return reply
+            finally:
+                if self._answering.get(key) is answered:
+                    del self._answering[key]
+                if not answered.done():
+                    answered.set_result(None)  # nothing stored: a waiting retry handles the push afresh
+
+    async def _answer(self, msg: Inbound, count: int | None) -> tuple[str | None, bool]:
+        """(the reply, whether it is stored for retries)."""
+        key, limits = msg.dedupe_key, self.limits
+        if count is not None and count > limits.rate_count:
+            await self._flush(key, texts.RATE_LIMITED)
+            return texts.RATE_LIMITED, True
+        try:
+            reply = await self._handle(msg)
+            if reply is not None:
+                reply = await self._with_kept_notices(msg.openid, reply)
+        except asyncio.CancelledError:
+            # The webhook stopped waiting (its 4.5 s are up): WeChat's retry must start afresh, not wait
+            # retry_wait_s for a reply this delivery will never write. A commit still under way is caught by
+            # the database's key. Not awaited: the webhook is answering now.
+            self._release_later(key)
+            raise
+        except Exception:
+            log.exception("could not handle %s", key)
+            await _quietly(self.state.inner.delete("claim:" + key), "claim release")  # WeChat's retry: fresh try
+            return texts.TRY_AGAIN_LATER, False
+        await self._flush(key, reply or "")
+        return reply, True
 
     def _release_later(self, key: str) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -109,7 +127,8 @@ class Delivery:
                  received_at=msg.received_at, reply=outcome.reply or "")
         try:
             # shield: a slow commit still completes; the resident is just not told about it this time
-            await asyncio.wait_for(asyncio.shield(self.writer.write(unit)), self.limits.write_timeout_s)
+            async with asyncio.timeout(self.limits.write_timeout_s):
+                await asyncio.shield(self.writer.submit(unit))
         except Duplicate:
             async with self.ctx.sessions() as session:
                 return (await repo.stored_reply(session, msg.dedupe_key)) or None
@@ -120,6 +139,17 @@ class Delivery:
         for step in outcome.after_commit:
             await _quietly(step(), "after-commit step")
         return outcome.reply
+
+    async def _earlier_reply(self, key: str) -> str | None:
+        """The reply of the first delivery of this push, once it is stored; None if it never comes."""
+        answering = self._answering.get(key)
+        if answering is None:  # answered elsewhere (another process), or long ago
+            return await self._wait_for_reply(key)
+        try:
+            async with asyncio.timeout(self.limits.retry_wait_s):
+                return await asyncio.shield(answering)
+        except TimeoutError:
+            return None
 
     async def _wait_for_reply(self, key: str) -> str | None:
         loop = asyncio.get_running_loop()

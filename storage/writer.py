@@ -75,10 +75,14 @@ class Writer:
     async def write(self, unit: Unit) -> None:
         """Return once the unit is committed; raise Duplicate for a stored dedupe key, Conflict for a lost
         guard, or the database's error."""
+        await self.submit(unit)
+
+    def submit(self, unit: Unit) -> asyncio.Future[None]:
+        """Queue the unit; the future settles as `write` returns or raises."""
         self.start()
         fut = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((unit, fut))
-        await fut
+        return fut
 
     async def _run(self) -> None:
         while True:

@@ -42,3 +42,28 @@ async def test_concurrent_retries_create_one_ticket_and_share_the_reply(wechat, 
     assert len(set(bodies)) == 1 and "编号" in bodies[0]
     assert await count(service, Ticket) == 1
     assert await count(service, InboundMessage) == 1
+
+
+async def test_a_retry_waiting_on_a_failed_first_delivery_handles_the_push_at_once(wechat, service, monkeypatch):
+    import bot.delivery
+
+    real_route, calls = bot.delivery.route, []
+
+    async def crashes_first(msg, ctx):
+        calls.append(msg.dedupe_key)
+        if len(calls) == 1:
+            await asyncio.sleep(0.2)  # the retry arrives meanwhile and waits for this delivery
+            raise RuntimeError("handler crashed")
+        return await real_route(msg, ctx)
+
+    monkeypatch.setattr(bot.delivery, "route", crashes_first)
+    xml = wechat.xml("resident-3", "text", Content="楼下的井盖松了，踩上去会晃")
+    first = asyncio.create_task(wechat.post(xml))
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    retry = reply_text(await (await wechat.post(xml)).text())
+    waited = asyncio.get_running_loop().time() - started
+    assert "编号" in retry and len(calls) == 2
+    assert waited < 2  # not the 4 s a retry waits for a reply that never comes
+    assert "编号" not in reply_text(await (await first).text())
+    assert await count(service, Ticket) == 1
