@@ -148,6 +148,25 @@ async def test_batch_runs_every_kind_of_operation_in_order(state):
     assert results == [True, False, 1, 2, "x", None, "y", None, None, None]
 
 
+async def test_concurrent_batches_each_get_their_own_results(state):
+    """Batches queued together share one Redis command; each caller must still get exactly its results,
+    in order, and claims of one key must have exactly one winner."""
+    async def caller(i: int) -> list:
+        return await state.batch([("claim", f"own:{i}", "1", 10), ("claim", "shared", str(i), 10),
+                                  ("hit", "count", 10), ("set", f"v:{i}", f"值{i}", 10), ("get", f"v:{i}")])
+
+    results = await asyncio.gather(*(caller(i) for i in range(60)))
+    assert all(r[0] is True and r[3] is None and r[4] == f"值{i}" for i, r in enumerate(results))
+    assert sum(r[1] for r in results) == 1
+    assert sorted(r[2] for r in results) == list(range(1, 61))  # every hit counted once
+
+
+async def test_an_unknown_operation_is_refused_and_blocks_nothing(state):
+    with pytest.raises(ValueError):
+        await state.batch([("frobnicate", "k")])
+    assert await state.batch([("get", "k")]) == [None]  # nothing stuck in the queue
+
+
 async def test_scoped_state_reads_ahead_and_writes_once(state):
     from storage.state import ScopedState
 
