@@ -43,13 +43,6 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
 
 
-async def _one_by_one(store, ops: list[Op]) -> list:
-    methods = {"get": store.get, "set": store.set, "delete": store.delete, "claim": store.claim, "hit": store.hit}
-    if unknown := {op[0] for op in ops} - methods.keys():
-        raise ValueError(f"unknown state operation {unknown.pop()!r}")
-    return [await methods[op[0]](*op[1:]) for op in ops]
-
-
 class MemoryState:
     """In-process state for the embedded default. Expiry is checked lazily on read."""
 
@@ -76,6 +69,24 @@ class MemoryState:
             for k in [k for k, (_, exp) in self._data.items() if exp <= now]:
                 del self._data[k]
 
+    def _drop(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def _claim(self, key: str, value: str, ttl_s: float) -> bool:
+        if self._live(key) is not None:
+            return False
+        self._put(key, value, ttl_s)
+        return True
+
+    def _hit(self, key: str, window_s: float) -> int:
+        item = self._live(key)
+        if item is None:
+            self._put(key, "1", window_s)
+            return 1
+        count = int(item) + 1
+        self._data[key] = (str(count), self._data[key][1])
+        return count
+
     async def get(self, key: str) -> str | None:
         return self._live(key)
 
@@ -86,22 +97,13 @@ class MemoryState:
         self._put(key, value, ttl_s)
 
     async def claim(self, key: str, value: str, ttl_s: float) -> bool:
-        if self._live(key) is not None:
-            return False
-        self._put(key, value, ttl_s)
-        return True
+        return self._claim(key, value, ttl_s)
 
     async def delete(self, key: str) -> None:
-        self._data.pop(key, None)
+        self._drop(key)
 
     async def hit(self, key: str, window_s: float) -> int:
-        item = self._live(key)
-        if item is None:
-            self._put(key, "1", window_s)
-            return 1
-        count = int(item) + 1
-        self._data[key] = (str(count), self._data[key][1])
-        return count
+        return self._hit(key, window_s)
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str, ttl_s: float, wait_s: float) -> AsyncIterator[None]:
@@ -117,7 +119,10 @@ class MemoryState:
             lock.release()
 
     async def batch(self, ops: list[Op]) -> list:
-        return await _one_by_one(self, ops)
+        run = {"get": self._live, "set": self._put, "delete": self._drop, "claim": self._claim, "hit": self._hit}
+        if unknown := {op[0] for op in ops} - run.keys():
+            raise ValueError(f"unknown state operation {unknown.pop()!r}")
+        return [run[op[0]](*op[1:]) for op in ops]
 
     async def ping(self) -> None:
         return None
