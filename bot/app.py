@@ -28,7 +28,7 @@ from handlers.context import Context, utcnow
 from handlers.dispatch import Directory
 from handlers.followup import followup_jobs, load_time_limits
 from handlers.tickets import remember_open_complainants
-from storage.db import create_engine, sessionmaker
+from storage.db import Reader, create_engine, sessionmaker
 from storage.ids import IdAllocator
 from storage.migrate import upgrade_async
 from storage.state import ScopedState, open_state
@@ -73,6 +73,7 @@ class Service:
         if self.api:
             await self.api.close()
         await self.ctx.state.close()
+        self.ctx.read.close()
         await self.engine.dispose()
 
 
@@ -88,7 +89,7 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
     await state.ping()
     await asyncio.to_thread(nlp.warm_up)  # the dictionary loads now, not on the first resident's message
     sessions = sessionmaker(engine)
-    ctx = Context(engine=engine, sessions=sessions, state=state, directory=Directory(sessions),
+    ctx = Context(read=Reader(engine), sessions=sessions, state=state, directory=Directory(sessions),
                   ticket_ids=IdAllocator(engine, "tickets", start=FIRST_TICKET_ID),
                   now=now, attach_window_s=settings.attach_window_s,
                   time_limits=load_time_limits(settings.time_limits_file),

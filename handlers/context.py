@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from handlers.dispatch import Directory
+from storage.db import Reader
 from storage.ids import IdAllocator
 from storage.state import StateStore
 
@@ -19,7 +20,7 @@ def utcnow() -> datetime:
 
 @dataclass
 class Context:
-    engine: AsyncEngine  # for lean Core reads on the hot path
+    read: Reader  # lean Core reads on the hot path: await ctx.read(fn, *args)
     sessions: async_sessionmaker
     state: StateStore
     ticket_ids: IdAllocator

@@ -34,8 +34,7 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
     # The flag spares first-time residents a query: only someone with tickets can repeat one. (Without
     # shared state, say while Redis restarts, a repeat may become a new ticket; nothing is lost.)
     if not verdict.emergency and await ctx.state.get("has_tickets:" + msg.openid):
-        async with ctx.engine.connect() as conn:
-            mine = await repo.open_tickets(conn, msg.openid, category.code, ticket_rules.OPEN)
+        mine = await ctx.read(repo.open_tickets, msg.openid, category.code, ticket_rules.OPEN)
         if repeat := hotspots.repeat_of(mine, text):
             return _repeat(msg, ctx, repeat, now)
     home = await ctx.directory.home(msg.openid)
@@ -125,8 +124,7 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
 
 async def remember_open_complainants(ctx: Context) -> None:
     """Set the has-tickets flag of everyone with an open ticket (for a fresh in-process state at start-up)."""
-    async with ctx.engine.connect() as conn:
-        openids = await repo.openids_with_open_tickets(conn, ticket_rules.OPEN)
+    openids = await ctx.read(repo.openids_with_open_tickets, ticket_rules.OPEN)
     await ctx.state.batch([("set", "has_tickets:" + openid, "1", HAS_TICKETS_S) for openid in openids])
 
 
@@ -229,8 +227,7 @@ async def show_ticket(msg: Inbound, ctx: Context, number: str) -> Outcome:
 
 
 async def list_tickets(msg: Inbound, ctx: Context) -> Outcome:
-    async with ctx.engine.connect() as conn:
-        tickets = await repo.resident_tickets(conn, msg.openid)
+    tickets = await ctx.read(repo.resident_tickets, msg.openid)
     if not tickets:
         return Outcome(texts.NO_TICKETS)
     return Outcome(texts.ticket_list([tuple(t) for t in tickets]))

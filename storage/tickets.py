@@ -1,24 +1,26 @@
-"""Reads of tickets for the handlers. Writes go through storage.writer.Unit."""
+"""Reads of tickets for the handlers. Writes go through storage.writer.Unit.
+
+Plain functions of a Connection are the hot-path reads, run through storage.db.Reader (ctx.read)."""
 from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attachment, InboundMessage, Ticket, TicketEvent
 
 
-async def open_tickets(conn: AsyncConnection, openid: str, category: str, open_statuses: Collection[str]) -> list:
+def open_tickets(conn: Connection, openid: str, category: str, open_statuses: Collection[str]) -> list:
     """Rows (id, number, status, text) of the resident's open tickets in a category, newest first."""
-    return list((await conn.execute(select(Ticket.id, Ticket.number, Ticket.status, Ticket.text).where(
+    return list((conn.execute(select(Ticket.id, Ticket.number, Ticket.status, Ticket.text).where(
         Ticket.openid == openid, Ticket.category == category, Ticket.status.in_(open_statuses))
         .order_by(Ticket.id.desc()))).all())
 
 
-async def openids_with_open_tickets(conn: AsyncConnection, open_statuses: Collection[str]) -> list[str]:
-    rows = await conn.execute(select(Ticket.openid).where(Ticket.status.in_(open_statuses)).distinct())
+def openids_with_open_tickets(conn: Connection, open_statuses: Collection[str]) -> list[str]:
+    rows = conn.execute(select(Ticket.openid).where(Ticket.status.in_(open_statuses)).distinct())
     return list(rows.scalars())
 
 
@@ -28,10 +30,10 @@ async def resident_ticket(session: AsyncSession, openid: str, number: str) -> Ti
         select(Ticket).where(Ticket.number == number, Ticket.openid == openid))).scalar_one_or_none()
 
 
-async def resident_tickets(conn: AsyncConnection, openid: str, limit: int = 5) -> list:
+def resident_tickets(conn: Connection, openid: str, limit: int = 5) -> list:
     """Rows (number, text, status, created_at) of the resident's latest tickets: a lean Core query, as
     "我的诉求" is among the commonest messages."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(Ticket.number, Ticket.text, Ticket.status, Ticket.created_at).where(Ticket.openid == openid)
         .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit))
     return list(rows.all())

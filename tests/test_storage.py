@@ -66,6 +66,25 @@ async def test_group_commit_stores_every_unit_of_a_burst(engine):
     assert await count(engine, Ticket) == 300 and await count(engine, InboundMessage) == 300
 
 
+async def test_reader_sees_what_the_writer_committed(engine):
+    import threading
+
+    from storage.db import Reader
+    from storage.tickets import resident_tickets
+
+    writer, read = Writer(engine), Reader(engine)
+    try:
+        assert await read(resident_tickets, "o") == []
+        await asyncio.gather(*(writer.write(ticket_unit(10000 + i, f"k{i}")) for i in range(7)))
+        rows = await read(resident_tickets, "o")
+        assert len(rows) == 5 and [r.number for r in rows] == sorted((r.number for r in rows), reverse=True)
+        if engine.dialect.name == "sqlite":  # on the loop's own thread: no hop to aiosqlite's thread
+            assert await read(lambda _conn: threading.get_ident()) == threading.get_ident()
+    finally:
+        await writer.stop()
+        read.close()
+
+
 async def test_a_stored_dedupe_key_fails_only_its_own_unit(engine):
     writer = Writer(engine)
     await writer.write(ticket_unit(10000, "same"))
