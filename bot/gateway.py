@@ -8,10 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from xml.parsers.expat import ExpatError
-
-import xmltodict
-from wechatpy import parse_message
+from xml.etree import ElementTree
 
 from bot.signing import aes_cipher, encrypt_reply, signature, signature_matches, xml_message
 from handlers.types import Inbound
@@ -50,15 +47,12 @@ class Gateway:
             self._check_signature(query)
             xml = _text(body)
             encrypted = False
-        try:
-            msg = parse_message(xml)
-        except (ExpatError, ValueError) as exc:  # ValueError: xmltodict >= 1.0.1 refusing entities
-            raise Rejected(400, f"malformed XML: {exc}") from None
-        except (KeyError, TypeError, AttributeError):
-            raise Rejected(400, "not a WeChat push: MsgType missing") from None
-        if msg is None or not isinstance(msg.source, str) or not msg.source:
+        data = parse_xml(xml)
+        if not _field(data, "MsgType", 16):
+            raise Rejected(400, "not a WeChat push: MsgType missing")
+        if not _field(data, "FromUserName", 64):
             raise Rejected(400, "not a WeChat push: FromUserName missing")
-        return Push(_inbound(msg._data), _field(msg._data, "ToUserName", 64), encrypted)
+        return Push(_inbound(data), _field(data, "ToUserName", 64), encrypted)
 
     def render_reply(self, push: Push, text: str, query: Mapping[str, str]) -> str:
         xml = xml_message({"ToUserName": push.inbound.openid, "FromUserName": push.account,
@@ -86,11 +80,7 @@ class Gateway:
         if self._cipher is None:
             raise Rejected(400, "safe mode is not configured (LINLI_WECHAT_AES_KEY)")
         timestamp = self._check_fresh(query)
-        try:
-            envelope = xmltodict.parse(_text(body))["xml"]
-            encrypted = envelope["Encrypt"]
-        except (ExpatError, ValueError, KeyError, TypeError) as exc:
-            raise Rejected(400, f"malformed envelope: {exc}") from None
+        encrypted = parse_xml(_text(body)).get("Encrypt")
         if not isinstance(encrypted, str):
             raise Rejected(400, "malformed envelope")
         expected = signature(self._token, timestamp, query.get("nonce", ""), encrypted)
@@ -100,6 +90,32 @@ class Gateway:
             return _text(self._cipher.decrypt(encrypted, self._appid))
         except Exception:  # wechatpy raises several kinds for bad padding, length or appid
             raise Rejected(400, "cannot decrypt") from None
+
+
+_NESTED = object()  # a field with elements or attributes inside, or repeated: `_field` refuses to read it
+
+
+def parse_xml(xml: str) -> dict:
+    """The fields of a push (or of the safe-mode envelope): {tag: text stripped, or None when empty}.
+
+    The standard library's C parser builds this in less than half the time xmltodict (which wechatpy's
+    `parse_message` uses) needs. Any DTD is refused before parsing, so no entity is ever declared or expanded:
+    a push never has one (expat would not fetch an external entity anyway)."""
+    if "<!DOCTYPE" in xml:
+        raise Rejected(400, "malformed XML: a DTD is not allowed")
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError as exc:
+        raise Rejected(400, f"malformed XML: {exc}") from None
+    if root.tag != "xml":
+        raise Rejected(400, "not a WeChat push: the root element is not <xml>")
+    data: dict = {}
+    for child in root:
+        if len(child) or child.attrib or child.tag in data:
+            data[child.tag] = _NESTED
+        else:
+            data[child.tag] = child.text.strip() or None if child.text else None
+    return data
 
 
 def _text(data: bytes | str) -> str:

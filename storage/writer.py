@@ -8,11 +8,12 @@ duplicate (a retry of a push Redis forgot), and the others in its batch still co
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Executable, Table, insert, select
+from sqlalchemy import Connection, Executable, Table, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -163,14 +164,19 @@ class _Transactions:
             self._sync_engine.dispose()
 
 
+# Statements built once (building one costs more than a small insert): the stored-keys check and an insert per table.
+_STORED_KEYS = select(InboundMessage.dedupe_key).where(
+    InboundMessage.dedupe_key.in_(bindparam("keys", expanding=True)))
+_insert = functools.cache(insert)
+
+
 def _store(conn: Connection, units: list[Unit]) -> list[Exception | None]:
     """Write the units in the caller's transaction: a unit whose dedupe key is stored already (or repeated in
     this batch) becomes Duplicate and writes nothing; a guard that changes no row raises Conflict."""
     keys = [u.dedupe_key for u in units if u.dedupe_key]
     stored = set()
     if keys:
-        col = InboundMessage.__table__.c.dedupe_key
-        stored = set(conn.execute(select(col).where(col.in_(keys))).scalars())
+        stored = set(conn.execute(_STORED_KEYS, {"keys": keys}).scalars())
     outcomes: list[Exception | None] = []
     fresh = []
     for unit in units:
@@ -198,7 +204,7 @@ def _store(conn: Connection, units: list[Unit]) -> list[Exception | None]:
         for v in values:
             by_shape[tuple(sorted(v))].append(v)
         for shaped in by_shape.values():
-            conn.execute(insert(table), shaped)
+            conn.execute(_insert(table), shaped)
     for unit in fresh:
         for stmt in unit.updates:
             conn.execute(stmt)
