@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import socket
@@ -38,6 +37,9 @@ log = logging.getLogger(__name__)
 FIRST_TICKET_ID = 10000  # six-digit tracking numbers from the start (five digits + check digit)
 
 
+STOP_WITHIN_S = 10  # how long a stopping service waits for the sender and the scheduler to finish their round
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -57,14 +59,17 @@ class Service:
         """The outbox sender and the scheduler, in this process (every process runs both; the database decides
         who sends which notice, and which process leads the scheduler)."""
         if self.sender:
-            self._tasks.append(asyncio.create_task(self.sender.run_forever(self.notices), name="linli-sender"))
+            self._tasks.append(asyncio.create_task(self.sender.run_forever(self.notices, stop=self._stop),
+                                                   name="linli-sender"))
         if self.scheduler:
             self._tasks.append(asyncio.create_task(self.scheduler.run_forever(self._stop), name="linli-scheduler"))
 
     async def close(self) -> None:
         self._stop.set()
-        for task in self._tasks:
-            if task.get_name() == "linli-sender":
+        self.notices.set()  # wakes the sender: it stops after the run in hand
+        if self._tasks:
+            _done, stuck = await asyncio.wait(self._tasks, timeout=STOP_WITHIN_S)
+            for task in stuck:  # say, a WeChat call hanging: give up on it
                 task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -118,9 +123,6 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
         rating_timeout=timedelta(hours=settings.rating_timeout_h)))
     if background:
         service.start_background()
-    # The dictionary, the tables and the libraries are loaded for good: keep the garbage collector's full
-    # passes from walking their millions of objects again and again under load.
-    gc.freeze()
     return service
 
 

@@ -74,17 +74,18 @@ class OutboxSender:
         self._batch, self._claim = batch, timedelta(seconds=claim_s)
         self._max_attempts, self._base_backoff_s, self._max_backoff_s = max_attempts, base_backoff_s, max_backoff_s
 
-    async def run_forever(self, wake: asyncio.Event, idle_s: float = 2) -> None:
-        """Deliver until cancelled: at once when `wake` is set (new rows committed), else every idle_s."""
-        while True:
+    async def run_forever(self, wake: asyncio.Event, idle_s: float = 2, stop: asyncio.Event | None = None) -> None:
+        """Deliver at once when `wake` is set (new rows committed), else every idle_s, until `stop` is set (then
+        after the run in hand: cancelling it could leave a transaction open, holding SQLite's write lock)."""
+        while not (stop and stop.is_set()):
             wake.clear()  # before the run, so a row committed during it wakes the next one
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("outbox run failed; trying again in %g s", idle_s)
                 handled = 0
-            if handled >= self._batch:
-                continue  # more may be due
+            if handled >= self._batch or (stop and stop.is_set()):
+                continue  # more may be due, or time to stop
             try:
                 await asyncio.wait_for(wake.wait(), idle_s)
             except TimeoutError:
