@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import datetime
 
@@ -184,6 +185,24 @@ async def test_an_unknown_operation_is_refused_and_blocks_nothing(state):
     with pytest.raises(ValueError):
         await state.batch([("frobnicate", "k")])
     assert await state.batch([("get", "k")]) == [None]  # nothing stuck in the queue
+
+
+async def test_batches_go_on_after_redis_forgets_the_script_or_drops_the_connection(redis_url):
+    import redis.asyncio as redis
+
+    store = RedisState(redis_url, prefix=f"linli-test-{uuid.uuid4().hex}:")
+    admin = redis.from_url(redis_url)
+    try:
+        assert await store.batch([("set", "a", "1", 10)]) == [None]
+        await admin.script_flush()  # as after a restart: EVALSHA gets NOSCRIPT
+        assert await store.batch([("get", "a")]) == ["1"]
+        await admin.client_kill_filter(_type="normal", skipme=True)  # every connection of ours cut
+        with contextlib.suppress(redis.ConnectionError):
+            await store.batch([("get", "a")])  # may fail once: the caller degrades …
+        assert await store.batch([("get", "a")]) == ["1"]  # … and the next batch reconnects
+    finally:
+        await admin.aclose()
+        await store.close()
 
 
 async def test_scoped_state_reads_ahead_and_writes_once(state):
