@@ -45,6 +45,22 @@ async def test_id_allocators_in_parallel_never_hand_out_the_same_id(engine):
     assert len(set(ids)) == len(ids) == 120 and min(ids) >= 10000
 
 
+async def test_id_blocks_grow_in_a_burst_and_start_small_again_after_a_quiet_spell(engine):
+    from storage.models import IdBlock
+
+    async def reserved_up_to() -> int:
+        async with engine.connect() as conn:
+            return (await conn.execute(select(IdBlock.next_value).where(IdBlock.name == "x"))).scalar_one()
+
+    t = [0.0]
+    a = IdAllocator(engine, "x", start=1, block=10, max_block=40, busy_s=10, clock=lambda: t[0])
+    assert [await a.next() for _ in range(110)] == list(range(1, 111))  # blocks of 10, 20, 40, 40
+    assert await reserved_up_to() == 111
+    t[0] = 100.0  # longer than busy_s since the last reservation
+    assert await a.next() == 111
+    assert await reserved_up_to() == 121  # a block of 10 again
+
+
 def ticket_unit(ticket_id: int, key: str | None) -> Unit:
     now = datetime(2026, 11, 22, 10, 0)
     unit = Unit(dedupe_key=key)
