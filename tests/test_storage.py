@@ -221,6 +221,19 @@ async def test_batches_go_on_after_redis_forgets_the_script_or_drops_the_connect
         await store.close()
 
 
+async def test_in_process_state_drops_what_expired_as_it_goes():
+    t = [1000.0]
+    store = MemoryState(clock=lambda: t[0])
+    for i in range(5000):
+        await store.set(f"short:{i}", "x", 1)
+    await store.set("kept", "x", 1)
+    await store.set("long", "y", 3600)
+    t[0] += 2
+    await store.set("kept", "again", 10)  # set again: its first expiry must not drop it
+    await store.set("trigger", "z", 10)
+    assert len(store._data) == 3 and await store.get("kept") == "again" and await store.get("long") == "y"
+
+
 async def test_scoped_state_reads_ahead_and_writes_once(state):
     from storage.state import ScopedState
 
