@@ -61,6 +61,25 @@ async def test_id_blocks_grow_in_a_burst_and_start_small_again_after_a_quiet_spe
     assert await reserved_up_to() == 121  # a block of 10 again
 
 
+async def test_a_pooled_connection_that_died_while_idle_is_replaced_unseen(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's connection pool (SQLite has no server connection to lose)")
+    from sqlalchemy import text
+
+    from storage.db import create_engine
+
+    async with engine.connect() as conn:
+        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    admin = create_engine(engine.url.render_as_string(hide_password=False))
+    async with admin.connect() as other:  # as a restart of the server would: the pooled connection dies
+        await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await admin.dispose()
+    await asyncio.sleep(1.2)  # idle for longer than the ping threshold
+    for _ in range(2):  # whichever pooled connection comes first, the caller sees no error
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+
+
 def ticket_unit(ticket_id: int, key: str | None) -> Unit:
     now = datetime(2026, 11, 22, 10, 0)
     unit = Unit(dedupe_key=key)
