@@ -88,7 +88,7 @@ def _serve(args) -> int:
 
 async def _settle_gc(_app) -> None:
     """The dictionary, the tables and the libraries are loaded for good: keep the garbage collector's full
-    passes from walking their millions of objects again and again under load (p99 103 -> 65 ms on
+    passes from walking their millions of objects again and again under load (p99 93 -> 59 ms on
     PostgreSQL + Redis), and let it run every 20,000 allocations instead of 700 (+3-4 % throughput: a push
     allocates thousands of objects, nearly all freed by reference counting anyway)."""
     import gc
