@@ -61,19 +61,20 @@ def _ping_idle_connections(engine: Engine, idle_s: float = 1.0) -> None:
                 raise DisconnectionError() from exc  # the pool discards it and connects afresh
 
 
-def create_sync_sqlite_engine(engine: AsyncEngine) -> Engine:
-    """A synchronous engine on the same SQLite file and settings (for the writer's thread)."""
+def create_sync_sqlite_engine(engine: AsyncEngine, busy_timeout_s: float = 10) -> Engine:
+    """A synchronous engine on the same SQLite file and settings (for the writer's thread, and the reader)."""
     url = engine.url.set(drivername="sqlite")
-    sync = sa_create_engine(url, connect_args={"timeout": 10, "check_same_thread": False})
-    _set_pragmas(sync, _SYNCHRONOUS.get(engine.sync_engine, "FULL"))
+    sync = sa_create_engine(url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False})
+    _set_pragmas(sync, _SYNCHRONOUS.get(engine.sync_engine, "FULL"), busy_timeout_s)
     return sync
 
 
-def _set_pragmas(engine: Engine, synchronous: str) -> None:
+def _set_pragmas(engine: Engine, synchronous: str, busy_timeout_s: float = 10) -> None:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record):  # every pooled connection gets the same settings
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout=10000")  # first: two connections may race to switch the file to WAL
+        # first: two connections may race to switch the file to WAL
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
         cur.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed receipt survives power loss, not only a killed process.
         cur.execute(f"PRAGMA synchronous={synchronous}")
@@ -89,9 +90,12 @@ class Reader:
     hop per step (connect, ping, execute, fetch, close) and, under load, about a millisecond of CPU per query.
     PostgreSQL: on the async engine, as everything else."""
 
+    BUSY_TIMEOUT_S = 0.2  # the loop waits on a locked file (a migration, say): fail fast, the resident retries
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sync = create_sync_sqlite_engine(engine) if engine.dialect.name == "sqlite" else None
+        self._sync = (create_sync_sqlite_engine(engine, self.BUSY_TIMEOUT_S) if engine.dialect.name == "sqlite"
+                      else None)
 
     async def __call__(self, fn: Callable[..., T], *args) -> T:
         if self._sync is None:

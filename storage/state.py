@@ -75,7 +75,7 @@ class MemoryState:
             heapq.heappush(self._seconds, second)
         keys.append(key)
         seconds = self._seconds
-        while seconds[0] <= now:  # keep memory bounded without a timer task
+        while seconds and seconds[0] <= now:  # keep memory bounded without a timer task
             for k in self._expiring.pop(heapq.heappop(seconds)):
                 item = self._data.get(k)
                 if item is not None and item[1] <= now:  # not set again since
