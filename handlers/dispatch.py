@@ -53,6 +53,14 @@ def time_limits(category: nlp.Category, emergency: str | None,
     return response, resolve
 
 
+def fresh_deadlines(ticket, now: datetime, overrides: dict[str, tuple[float, float]]) -> dict:
+    """response_due and resolve_due counted afresh from now, by the ticket's category and urgency (a ticket
+    handed to another body, or reopened by the resident)."""
+    category = nlp.CATEGORIES.get(ticket.category, nlp.CATEGORIES["other"])
+    response_due, resolve_due = ticket_rules.deadlines(now, *time_limits(category, ticket.emergency, overrides))
+    return dict(response_due=response_due, resolve_due=resolve_due)
+
+
 def ticket_fields(plan_: Plan, place: Place, now: datetime, limits: tuple[float, float]) -> dict:
     response_due, resolve_due = ticket_rules.deadlines(now, *limits)
     return dict(route=plan_.route, grid_id=place.grid_id, household_id=place.household_id,
@@ -98,10 +106,13 @@ def select_members(staff: list[Staff], routes: tuple[str, ...] | list[str], grid
     return [s for s in staff if chosen(s)]
 
 
+async def active_staff(session: AsyncSession) -> list[Staff]:
+    return list((await session.execute(select(Staff).where(Staff.active.is_(True)).order_by(Staff.id))).scalars())
+
+
 async def members(session: AsyncSession, routes: tuple[str, ...] | list[str], grid_id: int | None) -> list[Staff]:
     """select_members over the staff table as it is now (the staff table is small: one query, no cache)."""
-    staff = list((await session.execute(select(Staff).where(Staff.active.is_(True)).order_by(Staff.id))).scalars())
-    return select_members(staff, routes, grid_id)
+    return select_members(await active_staff(session), routes, grid_id)
 
 
 @dataclass(frozen=True)
@@ -162,8 +173,7 @@ class Directory:
         if self._loaded_at is not None and self._clock() - self._loaded_at <= self._ttl_s:
             return
         async with self._sessions() as session:
-            self._staff = list((await session.execute(
-                select(Staff).where(Staff.active.is_(True)).order_by(Staff.id))).scalars())
+            self._staff = await active_staff(session)
             self._homes = {openid: Home(grid_id, household_id, where)
                            for openid, grid_id, household_id, where in await bound_homes(session)}
         self._loaded_at = self._clock()

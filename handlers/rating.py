@@ -6,11 +6,7 @@ ticket to its handler and tells the supervisor; 满意 / 基本满意 with the p
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import select, update
-
-import nlp
 
 from handlers import dispatch, texts, ticket_rules
 from handlers.context import Context
@@ -51,10 +47,8 @@ async def answer(msg: Inbound, ctx: Context, ticket: Ticket) -> Outcome:
     if good:
         values |= dict(closed_at=now, close_reason="rated")
     else:  # back to the handler, with a fresh resolution deadline of its own
-        category = nlp.CATEGORIES.get(ticket.category, nlp.CATEGORIES["other"])
-        resolve_hours = dispatch.time_limits(category, ticket.emergency, ctx.time_limits)[1]
-        values |= dict(reopen_count=ticket.reopen_count + 1, resolve_due=now + timedelta(hours=resolve_hours),
-                       **NEW_DEADLINE)
+        resolve_due = dispatch.fresh_deadlines(ticket, now, ctx.time_limits)["resolve_due"]
+        values |= dict(reopen_count=ticket.reopen_count + 1, resolve_due=resolve_due, **NEW_DEADLINE)
     unit.guards.append(update(Ticket).where(*same_round, Ticket.rating.is_(None)).values(**values))
     unit.add(TicketEvent, ticket_id=ticket.id, at=now, actor=msg.openid, action="rated",
              note=texts.RATING_NAMES[rating])

@@ -249,7 +249,7 @@ async def _redirect(session: AsyncSession, ctx: Context, roles: list[Staff], tic
     unit.guards.append(update(Ticket).where(
         Ticket.id == ticket.id, Ticket.status == ticket.status, Ticket.route == ticket.route).values(
         route=target, assignee_id=None, status=ticket_rules.next_status(ticket.status, action), updated_at=now,
-        dispatched_at=now, **_fresh_deadlines(ctx, ticket, now), **NEW_DEADLINE))  # the new body's own clock
+        dispatched_at=now, **dispatch.fresh_deadlines(ticket, now, ctx.time_limits), **NEW_DEADLINE))  # the new body's own clock
     unit.deletes.append(delete(TicketParty).where(
         TicketParty.ticket_id == ticket.id, or_(TicketParty.lead.is_(True), TicketParty.route == target)))
     unit.add(TicketParty, ticket_id=ticket.id, route=target, lead=True)
@@ -265,13 +265,6 @@ async def _redirect(session: AsyncSession, ctx: Context, roles: list[Staff], tic
     reply = texts.returned_reply(ticket.number) if action == "return" else texts.reassigned_reply(
         ticket.number, target_title)
     return Outcome(reply, unit, conflict_reply=texts.cannot_now(ticket.number, "reassigned"))
-
-
-def _fresh_deadlines(ctx: Context, ticket: Ticket, now) -> dict:
-    category = nlp.CATEGORIES.get(ticket.category, nlp.CATEGORIES["other"])
-    response_due, resolve_due = ticket_rules.deadlines(
-        now, *dispatch.time_limits(category, ticket.emergency, ctx.time_limits))
-    return dict(response_due=response_due, resolve_due=resolve_due)
 
 
 def _category_name(code: str) -> str:

@@ -41,7 +41,6 @@ _ONE = itertools.repeat(1)
 _ADD = operator.add
 _JOIN = "".join
 _SPACE_JOIN = " ".join
-_REDUCE_AT = ((0,),)
 
 _CACHE_VERSION = 5  # bump when the Model layout changes (invalidates pickled caches)
 

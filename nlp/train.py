@@ -153,7 +153,6 @@ def train(
     coef = clf.coef_ if len(classes) > 2 else np.vstack([-clf.coef_[0], clf.coef_[0]])
     nwv = len(blocks[0].vocab)
     intercept = clf.intercept_ if len(classes) > 2 else np.array([-clf.intercept_[0], clf.intercept_[0]])
-    nwv = len(blocks[0].vocab)
     keys = list(blocks[0].vocab) + list(blocks[1].vocab)
     idf = np.concatenate([blocks[0].idf, blocks[1].idf])
     idf_scaled = idf.copy()

@@ -29,8 +29,9 @@ def upgrade(url: str, revision: str = "head") -> None:
 def _exclusive(url: str):
     """Processes starting together on one SQLite file migrate one after the other (PostgreSQL's DDL is
     transactional and needs no help; SQLite's, as driven by Alembic, is not)."""
-    database = make_url(async_url(url)).database
-    if not database or not async_url(url).startswith("sqlite") or database == ":memory:":
+    u = make_url(async_url(url))
+    database = u.database
+    if not database or not u.drivername.startswith("sqlite") or database == ":memory:":
         yield
         return
     with open(f"{database}.migrate-lock", "w") as lock:

@@ -55,6 +55,8 @@ class MemoryState:
         # only what expired, not a scan of every key (under load hundreds of thousands of claims are live).
         self._expiring: dict[int, list[str]] = {}
         self._seconds: list[int] = []
+        self._ops = {"get": self._live, "set": self._put, "delete": self._drop, "claim": self._claim,
+                     "hit": self._hit}
 
     def _live(self, key: str) -> str | None:
         item = self._data.get(key)
@@ -131,7 +133,7 @@ class MemoryState:
             lock.release()
 
     async def batch(self, ops: list[Op]) -> list:
-        run = {"get": self._live, "set": self._put, "delete": self._drop, "claim": self._claim, "hit": self._hit}
+        run = self._ops
         if unknown := {op[0] for op in ops} - run.keys():
             raise ValueError(f"unknown state operation {unknown.pop()!r}")
         return [run[op[0]](*op[1:]) for op in ops]
