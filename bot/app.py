@@ -78,7 +78,7 @@ class Service:
         if self.api:
             await self.api.close()
         await self.ctx.state.close()
-        self.ctx.read.close()
+        await self.ctx.read.close()
         await self.engine.dispose()
 
 

@@ -71,7 +71,7 @@ class Writer:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
-        self._transactions.close()
+        await self._transactions.close()
 
     async def write(self, unit: Unit) -> None:
         """Return once the unit is committed; raise Duplicate for a stored dedupe key, Conflict for a lost
@@ -133,13 +133,13 @@ def _settle(fut: asyncio.Future, outcome: Exception | None) -> None:
 class _Transactions:
     """Runs a synchronous function inside one transaction.
 
-    PostgreSQL: on the async engine (asyncpg is natively asynchronous). SQLite: on a synchronous engine in
-    one writer thread, so a whole group commit costs one thread hop instead of one per statement.
+    PostgreSQL: on the async engine (asyncpg is natively asynchronous), on a connection the writer holds
+    between commits. SQLite: on a synchronous engine in one writer thread, so a whole group commit costs one
+    thread hop instead of one per statement.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._async_engine = engine
-        self._sync_engine = self._executor = None
+        self._held = self._sync_engine = self._executor = None
         if engine.dialect.name == "sqlite":
             from concurrent.futures import ThreadPoolExecutor
 
@@ -147,10 +147,14 @@ class _Transactions:
 
             self._sync_engine = create_sync_sqlite_engine(engine)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linli-writer")
+        else:
+            from storage.db import HeldConnections
+
+            self._held = HeldConnections(engine, keep=1)  # one writer task: one transaction at a time
 
     async def run(self, fn, *args):
-        if self._sync_engine is None:
-            async with self._async_engine.begin() as conn:
+        if self._held is not None:
+            async with self._held.connection() as conn, conn.begin():
                 return await conn.run_sync(fn, *args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._in_transaction, fn, args)
 
@@ -158,8 +162,10 @@ class _Transactions:
         with self._sync_engine.begin() as conn:
             return fn(conn, *args)
 
-    def close(self) -> None:
-        if self._sync_engine is not None:
+    async def close(self) -> None:
+        if self._held is not None:
+            await self._held.close()
+        else:
             self._executor.shutdown(wait=True)
             self._sync_engine.dispose()
 

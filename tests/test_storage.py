@@ -118,7 +118,7 @@ async def test_reader_sees_what_the_writer_committed(engine):
             assert await read(lambda _conn: threading.get_ident()) == threading.get_ident()
     finally:
         await writer.stop()
-        read.close()
+        await read.close()
 
 
 async def test_a_stored_dedupe_key_fails_only_its_own_unit(engine):
