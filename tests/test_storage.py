@@ -80,6 +80,36 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced_unseen(engin
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
 
 
+async def test_held_connections_that_died_while_idle_are_replaced_unseen(engine):
+    """The hot-path reader and the writer keep their connections between uses; a server restart kills them."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("held PostgreSQL connections (SQLite reads and writes on local connections)")
+    from sqlalchemy import text
+
+    from storage.db import Reader, create_engine
+    from storage.tickets import resident_tickets
+
+    def backend(conn) -> int:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+    writer, read = Writer(engine), Reader(engine)
+    try:
+        await writer.write(ticket_unit(10000, "k0"))
+        pids = {await read(backend), await writer._transactions.run(backend)}
+        admin = create_engine(engine.url.render_as_string(hide_password=False))
+        async with admin.connect() as other:
+            for pid in pids:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await admin.dispose()
+        await asyncio.sleep(1.2)  # idle for longer than the ping threshold
+        await writer.write(ticket_unit(10001, "k1"))
+        assert [r.number for r in await read(resident_tickets, "o")] == [ticket_number(10001), ticket_number(10000)]
+        assert pids.isdisjoint({await read(backend), await writer._transactions.run(backend)})
+    finally:
+        await writer.stop()
+        await read.close()
+
+
 def ticket_unit(ticket_id: int, key: str | None) -> Unit:
     now = datetime(2026, 11, 22, 10, 0)
     unit = Unit(dedupe_key=key)
