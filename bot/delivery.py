@@ -126,9 +126,10 @@ class Delivery:
         unit.add(InboundMessage, dedupe_key=msg.dedupe_key, openid=msg.openid, kind=msg.kind,
                  received_at=msg.received_at, reply=outcome.reply or "")
         try:
-            # shield: a slow commit still completes; the resident is just not told about it this time
+            # A slow commit still completes (the writer task owns it; giving up cancels only our wait):
+            # the resident is just not told about it this time.
             async with asyncio.timeout(self.limits.write_timeout_s):
-                await asyncio.shield(self.writer.submit(unit))
+                await self.writer.submit(unit)
         except Duplicate:
             async with self.ctx.sessions() as session:
                 return (await repo.stored_reply(session, msg.dedupe_key)) or None

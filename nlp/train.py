@@ -65,7 +65,9 @@ class Block:
         self.idf = np.log((1 + n) / (1 + df)) + 1 if use_idf else np.ones(len(vocab))
         self.idf_max = float(self.idf.max()) if len(vocab) and use_idf else 1.0
 
-    def matrix(self, docs: list[list[str]]) -> sp.csr_matrix:
+    def matrix(self, docs: list[list[str]], counts_unseen=None) -> sp.csr_matrix:
+        """Rows of the block, each length-normalised; an unseen feature counts in the norm like the rarest
+        seen one, unless `counts_unseen(feature)` says the runtime never sees it."""
         vocab, idf, m2 = self.vocab, self.idf, self.idf_max**2
         indptr, indices, data = [0], [], []
         for d in docs:
@@ -75,7 +77,8 @@ class Block:
             for f, k in c.items():
                 j = vocab.get(f)
                 if j is None:
-                    norm += k * m2  # an unseen feature counts like the rarest seen one (runtime does the same)
+                    if counts_unseen is None or counts_unseen(f):
+                        norm += k * m2  # as the runtime counts it: row 0 or 1 of the model
                 else:
                     cols.append(j)
                     vals.append(k * idf[j])
@@ -87,12 +90,19 @@ class Block:
         return sp.csr_matrix((data, indices, indptr), shape=(len(docs), len(vocab)))
 
 
-def design(wdocs, cdocs, blocks=None, use_idf=True, word_scale=1.0):
+def design(wdocs, cdocs, blocks=None, use_idf=True, word_scale=1.0, cfg=None):
     """Design matrix [word block x word_scale | char block]; each block length-normalised on its own."""
     if blocks is None:
         blocks = (Block(wdocs, use_idf), Block(cdocs, use_idf))
-    X = sp.hstack([blocks[0].matrix(wdocs) * word_scale, blocks[1].matrix(cdocs)]).tocsr()
+    # A model reads full-mode words off its own vocabulary (Model.known_words): there, a word of two or more
+    # Han characters it never saw is not found at all, while an unseen character or Latin run still counts.
+    unseen = _counts_unseen if cfg and cfg.get("cut_all") and not cfg.get("bigrams") else None
+    X = sp.hstack([blocks[0].matrix(wdocs, unseen) * word_scale, blocks[1].matrix(cdocs)]).tocsr()
     return X, blocks
+
+
+def _counts_unseen(feature: str) -> bool:
+    return len(feature) <= 3 or not "\u4e00" <= feature[1] <= "\u9fd5"  # "<字>", or not a Han word
 
 
 def fit_linear(X, y, params):
@@ -135,15 +145,16 @@ def train(
     use_idf = cfg.get("idf", True)
     wdocs, cdocs = docs_of(texts, cfg)
     y = np.array(labels)
-    X, blocks = design(wdocs, cdocs, use_idf=use_idf, word_scale=params["word_scale"])
+    X, blocks = design(wdocs, cdocs, use_idf=use_idf, word_scale=params["word_scale"], cfg=cfg)
     clf = fit_linear(X, y, params)
     classes = [str(c) for c in clf.classes_]
     # confidence calibration: one temperature fitted on held-out decision values
     folds, _ = folds_of(texts, labels, calib_folds)
     held = np.zeros((len(texts), len(classes)))
     for tr, te in folds:
-        Xtr, b = design([wdocs[i] for i in tr], [cdocs[i] for i in tr], use_idf=use_idf, word_scale=params["word_scale"])
-        Xte, _ = design([wdocs[i] for i in te], [cdocs[i] for i in te], b, word_scale=params["word_scale"])
+        Xtr, b = design([wdocs[i] for i in tr], [cdocs[i] for i in tr], use_idf=use_idf,
+                        word_scale=params["word_scale"], cfg=cfg)
+        Xte, _ = design([wdocs[i] for i in te], [cdocs[i] for i in te], b, word_scale=params["word_scale"], cfg=cfg)
         m = fit_linear(Xtr, y[tr], params)
         s = scores_of(m, Xte)
         held[te] = s[:, [list(m.classes_).index(c) for c in classes]] if len(m.classes_) == len(classes) else 0
@@ -221,8 +232,9 @@ def cross_validate(data, cfg=None, params=None, k=5, seed=0, log=print, baseline
         res["svm_word12_char13"] = []
         base_words = docs_of(texts, {**DEFAULT_CFG, "cut_all": False, "hmm": True, "bigrams": True, "chars": None})[0]
     for tr, te in folds:
-        Xtr, b = design([wdocs[i] for i in tr], [cdocs[i] for i in tr], use_idf=use_idf, word_scale=params["word_scale"])
-        Xte, _ = design([wdocs[i] for i in te], [cdocs[i] for i in te], b, word_scale=params["word_scale"])
+        Xtr, b = design([wdocs[i] for i in tr], [cdocs[i] for i in tr], use_idf=use_idf,
+                        word_scale=params["word_scale"], cfg=cfg)
+        Xte, _ = design([wdocs[i] for i in te], [cdocs[i] for i in te], b, word_scale=params["word_scale"], cfg=cfg)
         p = fit_linear(Xtr, y[tr], params).predict(Xte)
         res["ours"].append((accuracy_score(y[te], p), f1_score(y[te], p, average="macro")))
         if baselines:

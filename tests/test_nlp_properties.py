@@ -84,3 +84,26 @@ def test_dictionary_words_are_jiebas_word_graph(parts):
     dag = tok.get_DAG(run) if run else {}
     expected = [w for k, ends in dag.items() for w in [run[k]] + [run[k : j + 1] for j in ends if j > k]]
     assert dict_words(run, tok.FREQ.get) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(WORDS, st.text(alphabet=CJK, min_size=1, max_size=3)), max_size=12),
+       st.sets(st.one_of(WORDS, st.text(alphabet=CJK, min_size=2, max_size=4)), max_size=8))
+def test_words_read_off_a_vocabulary_are_the_full_words_it_knows(parts, vocabulary):
+    """A model reads full-mode words off its own vocabulary: the result must be jieba's full-mode words with
+    those of 2+ characters outside the vocabulary left out, in the same order (characters always stay)."""
+    from nlp.features import vocabulary as prefix_dictionary, words_in
+
+    freq, extra = nlp.warm_up().tok.FREQ, prefix_dictionary(vocabulary)
+
+    class WithVocabulary:  # jieba's dictionary plus the vocabulary (a model's words are jieba words)
+        def get(self, key):
+            a, b = freq.get(key), extra.get(key)
+            return None if a is None and b is None else max(a or 0, b or 0)
+
+    tok = type("Tokenizer", (), {"FREQ": WithVocabulary()})()
+    text = "".join(parts) + "，abc " + "".join(reversed(parts))
+    cfg = {"cut_all": True}
+    full = words_in(text, tok, cfg)
+    assert words_in(text, tok, cfg, extra) == [
+        w for w in full if len(w) == 1 or w in vocabulary or not '\u4e00' <= w[0] <= '\u9fd5']

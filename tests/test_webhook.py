@@ -67,3 +67,24 @@ async def test_a_retry_waiting_on_a_failed_first_delivery_handles_the_push_at_on
     assert waited < 2  # not the 4 s a retry waits for a reply that never comes
     assert "编号" not in reply_text(await (await first).text())
     assert await count(service, Ticket) == 1
+
+
+async def test_a_commit_slower_than_the_write_timeout_still_lands_and_its_retry_gets_the_receipt(wechat, service,
+                                                                                                  monkeypatch):
+    from handlers.texts import TRY_AGAIN_LATER
+
+    transactions, real_run = service.writer._transactions, service.writer._transactions.run
+
+    async def slow_run(fn, *args):
+        await asyncio.sleep(0.3)
+        return await real_run(fn, *args)
+
+    monkeypatch.setattr(transactions, "run", slow_run)
+    monkeypatch.setattr(service.delivery.limits, "write_timeout_s", 0.1)
+    xml = wechat.xml("resident-4", "text", Content="小区东门的路灯不亮了")
+    assert reply_text(await (await wechat.post(xml)).text()) == TRY_AGAIN_LATER  # not told: not stored yet
+    await asyncio.sleep(0.5)
+    assert await count(service, Ticket) == 1  # the commit went on without the caller
+    monkeypatch.setattr(transactions, "run", real_run)  # the database is quick again when WeChat retries
+    retry = reply_text(await (await wechat.post(xml)).text())
+    assert "编号" in retry and await count(service, Ticket) == 1 and await count(service, InboundMessage) == 1
