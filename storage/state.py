@@ -148,10 +148,15 @@ class MemoryState:
 # Runs the operations of several callers' batches in one command, in order. The operations travel as one
 # JSON argument (cheap to encode; the keys are inside it, which is fine on a single Redis, not a cluster).
 _BATCH_LUA = """
-local out = {}
-for n, op in ipairs(cjson.decode(ARGV[1])) do
+local out, n = {}, 0
+for _, op in ipairs(cjson.decode(ARGV[1])) do
   local kind, key = op[1], op[2]
-  if kind == 'get' then
+  n = n + 1
+  if kind == 'mget' then
+    local values = redis.call('MGET', unpack(key))
+    for i = 1, #key do out[n + i - 1] = values[i] end
+    n = n + #key - 1
+  elseif kind == 'get' then
     out[n] = redis.call('GET', key)
   elseif kind == 'delete' then
     redis.call('DEL', key); out[n] = false
@@ -220,14 +225,19 @@ class RedisState:
         a dozen, one per operation) would cost more than everything else a message needs."""
         if not ops:
             return []
-        wire = []
+        wire: list = []
         for op in ops:
             kind = op[0]
-            if kind in ("set", "claim"):
+            if kind == "get":
+                if wire and wire[-1][0] == "mget":  # gets in a row: one MGET (Redis's script calls cost CPU)
+                    wire[-1][1].append(self._p + op[1])
+                else:
+                    wire.append(("mget", [self._p + op[1]]))
+            elif kind in ("set", "claim"):
                 wire.append((kind, self._p + op[1], op[2], max(1, int(op[3] * 1000))))
             elif kind == "hit":
                 wire.append((kind, self._p + op[1], max(1, int(op[2] * 1000))))
-            elif kind in ("get", "delete"):
+            elif kind == "delete":
                 wire.append((kind, self._p + op[1]))
             else:
                 raise ValueError(f"unknown state operation {kind!r}")
@@ -373,6 +383,8 @@ class ScopedState:
         scope = _scope.get()
         if scope is None:
             return await self.inner.delete(key)
+        if key in scope.values and scope.values[key] is None:
+            return  # read ahead as absent, or deleted already in this scope: nothing to write
         scope.values[key] = None
         scope.writes.append(("delete", key))
 

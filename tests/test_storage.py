@@ -296,3 +296,29 @@ async def test_scoped_state_reads_ahead_and_writes_once(state):
         assert await state.get("b") is None and await state.get("a") == "1"  # held back …
         await scoped.flush([("set", "c", "3", 10)])
     assert await state.get_many(["a", "b", "c"]) == [None, "2", "3"]  # … until the flush
+
+
+async def test_scoped_state_sends_no_delete_for_a_key_it_knows_is_absent(state):
+    """Every operation costs Redis CPU inside the batch script: a delete of a key read ahead as absent, or
+    deleted already in this scope, is not sent."""
+    from storage.state import ScopedState
+
+    sent = []
+
+    class Recording:  # the store underneath, noting what each batch carries
+        def __getattr__(self, name):
+            return getattr(state, name)
+
+        async def batch(self, ops):
+            sent.append([op[0] for op in ops])
+            return await state.batch(ops)
+
+    scoped = ScopedState(Recording())
+    await state.set("present", "1", 10)
+    async with scoped.scope([("get", "absent"), ("get", "present")]):
+        await scoped.delete("absent")
+        await scoped.delete("present")
+        await scoped.delete("present")
+        await scoped.flush()
+    assert sent == [["get", "get"], ["delete"]]
+    assert await state.get_many(["absent", "present"]) == [None, None]
