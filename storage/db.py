@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionma
 
 DEFAULT_URL = "sqlite:///linli.db"
 T = TypeVar("T")
+PING_AFTER_IDLE_S = 1.0  # a connection unused for longer is pinged before use (the pool's and the held ones)
 _SYNCHRONOUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # SQLite engine -> its synchronous setting
 
 
@@ -42,7 +43,7 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:
     return engine
 
 
-def _ping_idle_connections(engine: Engine, idle_s: float = 1.0) -> None:
+def _ping_idle_connections(engine: Engine, idle_s: float = PING_AFTER_IDLE_S) -> None:
     """`pool_pre_ping`, but only for a connection that sat in the pool for more than idle_s. Under load a
     connection is back in use within milliseconds, and a round trip per checkout cost about 8 % of the
     webhook's throughput; after a quiet spell or an outage every connection is checked before use, as with
@@ -92,7 +93,7 @@ class HeldConnections:
     `_ping_idle_connections` does for the pool). A use that raises gives its connection back to the pool,
     which resets it, or discards it if it broke."""
 
-    def __init__(self, engine: AsyncEngine, keep: int, idle_s: float = 1.0) -> None:
+    def __init__(self, engine: AsyncEngine, keep: int, idle_s: float = PING_AFTER_IDLE_S) -> None:
         self._engine, self._keep, self._idle_s = engine, keep, idle_s
         self._idle: list[tuple[AsyncConnection, float]] = []  # (connection, when it was last given back)
 

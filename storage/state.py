@@ -156,8 +156,6 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     local values = redis.call('MGET', unpack(key))
     for i = 1, #key do out[n + i - 1] = values[i] end
     n = n + #key - 1
-  elseif kind == 'get' then
-    out[n] = redis.call('GET', key)
   elseif kind == 'delete' then
     redis.call('DEL', key); out[n] = false
   elseif kind == 'set' then

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, strategies as st
 from sqlalchemy import func, select
 
+from storage.db import PING_AFTER_IDLE_S
 from storage.ids import IdAllocator, damm_check_digit, is_valid_ticket_number, ticket_number
 from storage.models import Base, InboundMessage, Ticket
 from storage.state import LockTimeout, MemoryState, RedisState
@@ -74,7 +75,7 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced_unseen(engin
     async with admin.connect() as other:  # as a restart of the server would: the pooled connection dies
         await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     await admin.dispose()
-    await asyncio.sleep(1.2)  # idle for longer than the ping threshold
+    await asyncio.sleep(PING_AFTER_IDLE_S + 0.2)  # idle for longer than the ping threshold
     for _ in range(2):  # whichever pooled connection comes first, the caller sees no error
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT 1"))).scalar_one() == 1
@@ -101,7 +102,7 @@ async def test_held_connections_that_died_while_idle_are_replaced_unseen(engine)
             for pid in pids:
                 await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
         await admin.dispose()
-        await asyncio.sleep(1.2)  # idle for longer than the ping threshold
+        await asyncio.sleep(PING_AFTER_IDLE_S + 0.2)  # idle for longer than the ping threshold
         await writer.write(ticket_unit(10001, "k1"))
         assert [r.number for r in await read(resident_tickets, "o")] == [ticket_number(10001), ticket_number(10000)]
         assert pids.isdisjoint({await read(backend), await writer._transactions.run(backend)})
