@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Connection, Executable, Table, bindparam, insert, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -103,11 +106,17 @@ class Writer:
     async def _commit(self, batch: list[tuple[Unit, asyncio.Future]]) -> None:
         plain = [item for item in batch if not item[0].guards]
         if plain:
+            units = [u for u, _ in plain]
             try:
-                outcomes = await self._transactions.run(_store, [u for u, _ in plain])
+                # Stored keys are rare (a retry after Redis forgot it): insert without looking for them first,
+                # and let the key's unique index refuse the batch if there is one.
+                outcomes = await self._transactions.run(_store, units, False)
             except IntegrityError:
-                # Another process stored one of these keys between our check and our insert: one by one.
-                outcomes = [await self._one(unit) for unit, _ in plain]
+                try:
+                    outcomes = await self._transactions.run(_store, units, True)
+                except IntegrityError:
+                    # Another process stored one of these keys between our check and our insert: one by one.
+                    outcomes = [await self._one(unit) for unit in units]
             for (_, fut), outcome in zip(plain, outcomes):
                 _settle(fut, outcome)
         for unit, fut in batch:
@@ -116,7 +125,7 @@ class Writer:
 
     async def _one(self, unit: Unit) -> Exception | None:
         try:
-            return (await self._transactions.run(_store, [unit]))[0]
+            return (await self._transactions.run(_store, [unit], True))[0]
         except (IntegrityError, Conflict) as exc:
             return exc
 
@@ -170,16 +179,16 @@ class _Transactions:
             self._sync_engine.dispose()
 
 
-# Statements built once (building one costs more than a small insert): the stored-keys check and an insert per table.
+# Built once (building a statement costs more than a small insert).
 _STORED_KEYS = select(InboundMessage.dedupe_key).where(
     InboundMessage.dedupe_key.in_(bindparam("keys", expanding=True)))
-_insert = functools.cache(insert)
 
 
-def _store(conn: Connection, units: list[Unit]) -> list[Exception | None]:
+def _store(conn: Connection, units: list[Unit], check_keys: bool = True) -> list[Exception | None]:
     """Write the units in the caller's transaction: a unit whose dedupe key is stored already (or repeated in
-    this batch) becomes Duplicate and writes nothing; a guard that changes no row raises Conflict."""
-    keys = [u.dedupe_key for u in units if u.dedupe_key]
+    this batch) becomes Duplicate and writes nothing; a guard that changes no row raises Conflict. Without
+    `check_keys`, such a unit makes the inbound insert raise IntegrityError instead."""
+    keys = [u.dedupe_key for u in units if u.dedupe_key] if check_keys else []
     stored = set()
     if keys:
         stored = set(conn.execute(_STORED_KEYS, {"keys": keys}).scalars())
@@ -208,10 +217,68 @@ def _store(conn: Connection, units: list[Unit]) -> list[Exception | None]:
         # Rows of one table may name different columns; executemany needs one shape per call.
         by_shape: dict[tuple, list[dict]] = defaultdict(list)
         for v in values:
-            by_shape[tuple(sorted(v))].append(v)
-        for shaped in by_shape.values():
-            conn.execute(_insert(table), shaped)
+            by_shape[tuple(v)].append(v)  # the columns as the row names them (rows made alike name them alike)
+        for shape, shaped in by_shape.items():
+            _insert(conn, table, shape, shaped)
     for unit in fresh:
         for stmt in unit.updates:
             conn.execute(stmt)
     return outcomes
+
+
+def _insert(conn: Connection, table: Table, shape: tuple[str, ...], rows: list[dict]) -> None:
+    """executemany of an insert of these columns. SQLAlchemy's own executemany builds and processes a
+    parameter dict per row; here the statement is compiled once per shape, each row becomes a tuple in one C
+    call, and only the values whose type needs it are converted (SQLite's dates and booleans)."""
+    plan = _insert_plan(conn.dialect, table, shape)
+    if plan is None:
+        conn.execute(insert(table), rows)
+        return
+    sql, defaults, values_of, converters = plan
+    params = [values_of({**defaults, **row}) if defaults else values_of(row) for row in rows]
+    if converters:
+        for n, values in enumerate(params):
+            values = list(values)
+            for i, convert in converters:
+                values[i] = convert(values[i])
+            params[n] = tuple(values)
+    conn.exec_driver_sql(sql, params)
+
+
+@functools.cache
+def _insert_plan(dialect, table: Table, shape: tuple[str, ...]):
+    """(SQL, column defaults, row -> parameter tuple, (position, converter) pairs), or None when a column's
+    default is not a plain value (then SQLAlchemy's own executemany computes it)."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(shape))
+    names = compiled.positiontup
+    defaults = {}
+    for name in names:
+        if name not in shape:
+            default = table.c[name].default
+            if default is None or not default.is_scalar:
+                return None
+            defaults[name] = default.arg
+    converters = []
+    for i, name in enumerate(names):
+        impl = compiled.binds[name].type.dialect_impl(dialect)
+        if (convert := impl.bind_processor(dialect)) is not None:
+            converters.append((i, _sqlite_datetime(convert) if _is_default_sqlite_datetime(impl) else convert))
+    getter = operator.itemgetter(*names)
+    values_of = getter if len(names) > 1 else (lambda row: (getter(row),))
+    return compiled.string, defaults, values_of, tuple(converters)
+
+
+def _is_default_sqlite_datetime(impl) -> bool:
+    return type(impl) is sqlite.DATETIME and impl._storage_format == sqlite.DATETIME._storage_format
+
+
+def _sqlite_datetime(convert):
+    """SQLAlchemy's SQLite DATETIME format, "2026-12-01 08:30:00.000000", from isoformat (a third of the
+    cost: a ticket's row has five dates); anything but a naive datetime goes SQLAlchemy's way."""
+
+    def fast(value):
+        if value.__class__ is datetime and value.tzinfo is None:
+            return value.isoformat(" ", "microseconds")
+        return convert(value)
+
+    return fast

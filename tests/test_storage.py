@@ -173,6 +173,55 @@ async def test_a_unit_breaking_a_constraint_does_not_sink_its_batch(engine):
     assert await count(engine, Ticket) == 1
 
 
+async def test_the_writer_stores_rows_as_sqlalchemy_s_own_insert_does(engine):
+    """The writer's lean executemany (storage.writer._insert) against a plain SQLAlchemy insert of the same rows:
+    the same values in the database (dates with and without microseconds, booleans, None, column defaults)."""
+    from sqlalchemy import insert, text
+
+    from storage.models import Outbox, TicketEvent, TicketParty
+
+    def rows(first_id: int) -> list[tuple]:
+        at = datetime(2026, 3, 4, 5, 6, 7)
+        return [(Ticket, dict(id=first_id, number=f"{first_id}9", openid="o", text="灯坏了", category="facilities",
+                              confidence=0.5, created_at=at, updated_at=at.replace(microsecond=123456),
+                              emergency=None, response_due=datetime(999, 1, 2), reminded=True)),
+                (TicketEvent, dict(ticket_id=first_id, at=at, actor="o", action="created")),  # note: default ""
+                (TicketParty, dict(ticket_id=first_id, route="property", lead=False)),
+                (Outbox, dict(openid="s", text="t", ticket_id=first_id, next_attempt_at=at, created_at=at))]
+
+    unit = Unit()
+    for model, row in rows(10000):
+        unit.add(model, **row)
+    writer = Writer(engine)
+    await writer.write(unit)
+    await writer.stop()
+    async with engine.begin() as conn:
+        for model, row in rows(20000):
+            await conn.execute(insert(model), [row])
+
+    async def stored(model, ticket_id: int) -> list[tuple]:
+        key = model.id if model is Ticket else model.ticket_id
+        columns = [c for c in model.__table__.c if c.name not in ("id", "number", "ticket_id")]
+        async with engine.connect() as conn:  # raw text as the database holds it, not values SQLAlchemy parsed
+            sql = text(f"SELECT {', '.join(f'CAST({c.name} AS TEXT)' for c in columns)} FROM {model.__tablename__} "
+                       f"WHERE {key.name} = :id")
+            return [tuple(r) for r in await conn.execute(sql, {"id": ticket_id})]
+
+    for model in (Ticket, TicketEvent, TicketParty, Outbox):
+        assert await stored(model, 10000) == await stored(model, 20000) != []
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 1), timezones=st.none() | st.timezones()))
+def test_sqlite_dates_are_written_in_sqlalchemy_s_format(value):
+    from sqlalchemy.dialects import sqlite
+
+    from storage.writer import _sqlite_datetime
+
+    dialect = sqlite.dialect()
+    sqlalchemy_s = sqlite.DATETIME().bind_processor(dialect)
+    assert _sqlite_datetime(sqlalchemy_s)(value) == sqlalchemy_s(value)
+
+
 async def test_migrations_match_the_models(engine):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
