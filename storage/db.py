@@ -1,6 +1,7 @@
 """Engine set-up: SQLite (WAL) as the embedded default, PostgreSQL via asyncpg in production."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import weakref
@@ -85,30 +86,32 @@ def _set_pragmas(engine: Engine, synchronous: str, busy_timeout_s: float = 10) -
 
 
 class HeldConnections:
-    """Connections of an async engine kept checked out between uses, for the hot path on PostgreSQL.
+    """At most `keep` connections of an async engine, kept checked out between uses, for the hot path on
+    PostgreSQL.
 
     A checkout from SQLAlchemy's pool and its return cost about 120 µs of CPU (two greenlet spawns, the
-    pool's events, the reset), as much as the query itself; taking a held connection costs nothing. One that
-    sat unused for over `idle_s` is pinged first, so after an outage nobody is handed a dead one (as
-    `_ping_idle_connections` does for the pool). A use that raises gives its connection back to the pool,
-    which resets it, or discards it if it broke."""
+    pool's events, the reset), as much as the query itself; taking a held connection costs nothing. When all
+    are in use a caller waits for one: a burst of reads (one event-loop turn can start a dozen) must not open
+    connections beyond the pool's size, each a new server process and several milliseconds of CPU, only to
+    close them again. One that sat unused for over `idle_s` is pinged first, so after an outage nobody is
+    handed a dead one (as `_ping_idle_connections` does for the pool). A use that raises gives its
+    connection back to the pool, which resets it, or discards it if it broke."""
 
     def __init__(self, engine: AsyncEngine, keep: int, idle_s: float = PING_AFTER_IDLE_S) -> None:
-        self._engine, self._keep, self._idle_s = engine, keep, idle_s
+        self._engine, self._idle_s = engine, idle_s
+        self._free = asyncio.Semaphore(keep)
         self._idle: list[tuple[AsyncConnection, float]] = []  # (connection, when it was last given back)
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
-        conn = await self._take()
-        try:
-            yield conn
-        except BaseException:
-            await conn.close()
-            raise
-        if len(self._idle) < self._keep:
+        async with self._free:
+            conn = await self._take()
+            try:
+                yield conn
+            except BaseException:
+                await conn.close()
+                raise
             self._idle.append((conn, time.monotonic()))
-        else:
-            await conn.close()
 
     async def _take(self) -> AsyncConnection:
         while self._idle:
@@ -145,7 +148,7 @@ class Reader:
     about 470 µs of CPU, against 190 µs now."""
 
     BUSY_TIMEOUT_S = 0.2  # the loop waits on a locked file (a migration, say): fail fast, the resident retries
-    KEEP = 4  # connections held for reads: more than enough for a read every few milliseconds
+    KEEP = 4  # connections held for reads (a read takes about a millisecond; a burst waits its turn)
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._sync = self._held = self._conn = None

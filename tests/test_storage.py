@@ -111,6 +111,28 @@ async def test_held_connections_that_died_while_idle_are_replaced_unseen(engine)
         await read.close()
 
 
+async def test_a_burst_of_reads_opens_no_connections_beyond_the_held_ones(engine):
+    """Fifty reads at once (as one event-loop turn can start) share the reader's held connections: opening
+    and closing extra ones cost a server process and milliseconds of CPU each, under the heaviest load."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("held PostgreSQL connections (SQLite reads on one local connection)")
+    from sqlalchemy import event, text
+
+    from storage.db import Reader
+
+    opened = []
+    event.listen(engine.sync_engine, "connect", lambda *_: opened.append(1))
+    read = Reader(engine)
+    try:
+        for _ in range(3):
+            results = await asyncio.gather(*(read(lambda c: c.execute(text("SELECT pg_sleep(0.005)")).all())
+                                             for _ in range(50)))
+            assert len(results) == 50
+        assert len(opened) <= Reader.KEEP
+    finally:
+        await read.close()
+
+
 def ticket_unit(ticket_id: int, key: str | None) -> Unit:
     now = datetime(2026, 11, 22, 10, 0)
     unit = Unit(dedupe_key=key)
