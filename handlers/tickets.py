@@ -29,7 +29,6 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
     verdict = verdict or nlp.classify(text)
     category = nlp.CATEGORIES[verdict.category]
     now = ctx.now()
-    since = now - timedelta(seconds=ctx.attach_window_s)
     keywords = " ".join(verdict.keywords)[:200]
     # The flag spares first-time residents a query: only someone with tickets can repeat one. (Without
     # shared state, say while Redis restarts, a repeat may become a new ticket; nothing is lost.)
@@ -44,6 +43,7 @@ async def open_ticket(msg: Inbound, ctx: Context, text: str, verdict: nlp.Verdic
     # The flags spare most messages these queries: only a resident who sent a place or a picture needs them.
     pinned, pictures = await ctx.state.get_many(["pin:" + msg.openid, "orphans:" + msg.openid])
     if pinned or pictures or (place.grid_id is not None and not ask):
+        since = now - timedelta(seconds=ctx.attach_window_s)
         async with ctx.sessions() as session:
             if place.grid_id is None and pinned:
                 place = await dispatch.pinned_place(session, msg.openid, since)

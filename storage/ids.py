@@ -63,17 +63,19 @@ class IdAllocator:
         raise RuntimeError(f"could not reserve ids for {self._name}")
 
 
+_DAMM = (  # the weakly totally anti-symmetric quasigroup of order 10
+    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2), (7, 0, 9, 2, 1, 5, 4, 8, 6, 3), (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
+    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6), (6, 1, 2, 3, 0, 4, 5, 9, 7, 8), (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
+    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4), (8, 9, 4, 5, 3, 6, 2, 0, 1, 7), (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
+    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
+)
+
+
 def damm_check_digit(number: int) -> int:
     """Damm algorithm: catches every single wrong digit and every swap of two adjacent digits."""
-    table = (
-        (0, 3, 1, 7, 5, 9, 8, 6, 4, 2), (7, 0, 9, 2, 1, 5, 4, 8, 6, 3), (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
-        (1, 7, 5, 0, 9, 8, 3, 4, 2, 6), (6, 1, 2, 3, 0, 4, 5, 9, 7, 8), (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
-        (5, 8, 6, 9, 7, 2, 0, 1, 3, 4), (8, 9, 4, 5, 3, 6, 2, 0, 1, 7), (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
-        (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
-    )
     interim = 0
-    for digit in str(number):
-        interim = table[interim][int(digit)]
+    for digit in map(int, str(number)):
+        interim = _DAMM[interim][digit]
     return interim
 
 

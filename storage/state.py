@@ -133,10 +133,11 @@ class MemoryState:
             lock.release()
 
     async def batch(self, ops: list[Op]) -> list:
-        run = self._ops
-        if unknown := {op[0] for op in ops} - run.keys():
-            raise ValueError(f"unknown state operation {unknown.pop()!r}")
-        return [run[op[0]](*op[1:]) for op in ops]
+        try:
+            calls = [self._ops[op[0]] for op in ops]  # all looked up first: an unknown one runs nothing
+        except KeyError as exc:
+            raise ValueError(f"unknown state operation {exc.args[0]!r}") from None
+        return [call(*op[1:]) for call, op in zip(calls, ops)]
 
     async def ping(self) -> None:
         return None
@@ -307,7 +308,7 @@ def open_state(redis_url: str | None, prefix: str = "linli:") -> StateStore:
     return RedisState(redis_url, prefix) if redis_url else MemoryState()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Scope:
     values: dict[str, str | None] = field(default_factory=dict)  # read ahead, or written in this scope
     writes: list[Op] = field(default_factory=list)
@@ -315,6 +316,32 @@ class _Scope:
 
 
 _scope: contextvars.ContextVar[_Scope | None] = contextvars.ContextVar("linli_state_scope", default=None)
+
+
+class _Entered:
+    """The context manager of ScopedState.scope."""
+
+    __slots__ = ("_inner", "_read_ahead", "_token")
+
+    def __init__(self, inner: StateStore, read_ahead: list[Op]) -> None:
+        self._inner, self._read_ahead = inner, read_ahead
+
+    async def __aenter__(self) -> list:
+        scope, read_ahead = _Scope(), self._read_ahead
+        try:
+            results = await self._inner.batch(read_ahead)
+        except Exception as exc:
+            log.warning("shared state unreachable, going on without it: %s", exc)
+            scope.degraded, results = True, [None] * len(read_ahead)
+        values = scope.values
+        for op, result in zip(read_ahead, results):
+            if op[0] == "get":
+                values[op[1]] = result
+        self._token = _scope.set(scope)
+        return results
+
+    async def __aexit__(self, *_exc) -> None:
+        _scope.reset(self._token)
 
 
 class ScopedState:
@@ -329,23 +356,11 @@ class ScopedState:
     def __init__(self, inner: StateStore) -> None:
         self.inner = inner
 
-    @contextlib.asynccontextmanager
-    async def scope(self, read_ahead: list[Op]) -> AsyncIterator[list]:
-        """Run `read_ahead` (any ops, e.g. a claim and gets) in one batch; yield its results."""
-        scope = _Scope()
-        try:
-            results = await self.inner.batch(read_ahead)
-        except Exception as exc:
-            log.warning("shared state unreachable, going on without it: %s", exc)
-            scope.degraded, results = True, [None] * len(read_ahead)
-        for op, result in zip(read_ahead, results):
-            if op[0] == "get":
-                scope.values[op[1]] = result
-        token = _scope.set(scope)
-        try:
-            yield results
-        finally:
-            _scope.reset(token)
+    def scope(self, read_ahead: list[Op]) -> "_Entered":
+        """``async with state.scope(ops) as results``: run `read_ahead` (any ops, e.g. a claim and gets) in one
+        batch, then answer reads from it and hold writes back until `flush` (a class rather than an
+        asynccontextmanager: this runs for every push)."""
+        return _Entered(self.inner, read_ahead)
 
     async def flush(self, extra: list[Op] = ()) -> None:
         """Write what the current scope held back, plus `extra`, in one batch."""
