@@ -75,6 +75,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.writer.stop()
+        await self.ctx.ticket_ids.settled()
         if self.api:
             await self.api.close()
         await self.ctx.state.close()

@@ -6,25 +6,29 @@ connections and a Lua script that sends correctly signed pushes in a realistic m
 commands and events. Plain-mode signatures cover token, timestamp and nonce, not the body, so one signed
 query string serves every body for the few minutes a timestamp stays fresh.
 
-Afterwards every tracking number wrk received must exist in the database (`lost`), and no resident may
-have two tickets (`duplicates`: each complaint came from its own resident; a retry must not add one).
+The servers run side by side and take turns in short slices (bare, then a Linli setup, every round), so
+that each ratio compares slices seconds apart on a machine whose speed drifts. Afterwards every tracking
+number wrk received must exist in the database (`lost`), and no resident may have two tickets
+(`duplicates`: each complaint came from its own resident; a retry must not add one).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
 import os
 import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.signing import signature, xml_message
@@ -111,18 +115,26 @@ end
 
 
 @dataclass
-class Result:
+class Server:
+    """One server under test, running for the whole benchmark, and what its load slices measured."""
+
     name: str
-    rps: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    max_ms: float = 0.0
-    errors: int = 0
-    receipts: int = 0
-    lost: int | None = None
-    duplicates: int | None = None
+    command: list[str]
+    env: dict[str, str]
+    database_url: str | None = None
+    port: int = 0
+    proc: subprocess.Popen | None = None
     startup_s: float = 0.0
     rss_mb: float = 0.0
+    slices: list[dict] = field(default_factory=list)  # wrk's figures per slice
+    paired_bare: list[dict] = field(default_factory=list)  # the bare slice right before each of ours
+    numbers: set[str] = field(default_factory=set)  # tracking numbers the load generator received
+    lost: int | None = None
+    duplicates: int | None = None
+
+    def rps(self, slices: list[dict] | None = None) -> float:
+        slices = self.slices if slices is None else slices
+        return sum(x["requests"] for x in slices) / (sum(x["duration_us"] for x in slices) / 1e6)
 
 
 def free_port() -> int:
@@ -184,17 +196,21 @@ def wrk(port: int, seconds: float, connections: int, workdir: Path, run: str) ->
     return json.loads(line.removeprefix("BENCHJSON "))
 
 
-def measure(name: str, port: int, proc: subprocess.Popen, args, workdir: Path) -> tuple[Result, set[str]]:
-    run = f"{secrets.randbelow(900000) + 100000}"
-    wrk(port, args.warmup, args.connections, workdir, run + "0")
-    for f in workdir.glob("receipts-*.txt"):
-        f.unlink()  # the warm-up's receipts count too, below: keep them apart
-    stats = wrk(port, args.duration, args.connections, workdir, run + "1")
-    numbers = {line for f in workdir.glob("receipts-*.txt") for line in f.read_text().split()}
-    result = Result(name, rps=stats["requests"] / (stats["duration_us"] / 1e6), p50_ms=stats["p50_us"] / 1000,
-                    p99_ms=stats["p99_us"] / 1000, max_ms=stats["max_us"] / 1000, errors=stats["errors"],
-                    receipts=len(numbers), rss_mb=rss_mb(proc.pid))
-    return result, numbers
+class Load:
+    """wrk runs, each with its own identity (MsgIds and residents never repeat across runs) and receipts."""
+
+    def __init__(self, workdir: Path, connections: int) -> None:
+        self._workdir, self._connections = workdir, connections
+        self._prefix, self._count = f"{secrets.randbelow(900000) + 100000}", 0
+
+    def run(self, server: Server, seconds: float) -> tuple[dict, set[str]]:
+        self._count += 1
+        run = f"{self._prefix}{self._count:02d}"
+        slice_dir = self._workdir / run
+        slice_dir.mkdir()
+        stats = wrk(server.port, seconds, self._connections, slice_dir, run)
+        numbers = {line for f in slice_dir.glob("receipts-*.txt") for line in f.read_text().split()}
+        return stats, numbers
 
 
 async def check_stored(database_url: str, numbers: set[str]) -> tuple[int, int]:
@@ -214,21 +230,6 @@ async def check_stored(database_url: str, numbers: set[str]) -> tuple[int, int]:
     return len(numbers - stored), extra
 
 
-def run_target(name: str, command: list[str], env: dict[str, str], args, database_url: str | None) -> Result:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix=f"linli-bench-{name}-") as tmp:
-        proc, startup = start_server(command + ["--port", str(port)], env, port)
-        try:
-            result, numbers = measure(name, port, proc, args, Path(tmp))
-        finally:
-            stop(proc)
-        result.startup_s = startup
-        if database_url:
-            # the warm-up's tickets are in the database too; every returned number must be among them
-            result.lost, result.duplicates = asyncio.run(check_stored(database_url, numbers))
-    return result
-
-
 def bench_webhook(args) -> int:
     if not shutil.which("wrk"):
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -236,27 +237,58 @@ def bench_webhook(args) -> int:
     base_env = {"LINLI_WECHAT_TOKEN": TOKEN, "LINLI_WECHAT_APPID": "", "LINLI_WECHAT_SECRET": "",
                 "LINLI_WECHAT_AES_KEY": "", "PYTHONUNBUFFERED": "1", "REDIS_URL": "", "DATABASE_URL": ""}
     linli = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1"]
-    # The bare server runs right before each Linli setup, and each ratio is taken against the run next to
-    # it: a shared machine's speed drifts by a third within minutes, and one bare run at the start would
-    # fold that drift into the later ratios.
-    results = [run_target("bare", BARE, {}, args, None)]
-    with tempfile.TemporaryDirectory(prefix="linli-bench-db-") as tmp:
+    drop = None
+    with tempfile.TemporaryDirectory(prefix="linli-bench-") as tmp:
         sqlite_url = f"sqlite:///{tmp}/bench.db"
-        env = {**base_env, "DATABASE_URL": sqlite_url}
-        results.append(run_target("sqlite", linli, env, args, sqlite_url))
-    if not args.skip_pg:
-        pg_url, drop = fresh_pg_database(args.pg)
-        try:
-            env = {**base_env, "DATABASE_URL": pg_url, "REDIS_URL": args.redis}
+        servers = [Server("bare", BARE, {}),
+                   Server("sqlite", linli, {**base_env, "DATABASE_URL": sqlite_url}, sqlite_url)]
+        if not args.skip_pg:
             from storage.migrate import upgrade
 
+            pg_url, drop = fresh_pg_database(args.pg)
             upgrade(pg_url)
-            results.append(run_target("bare", BARE, {}, args, None))
-            results.append(run_target("pg", linli, env, args, pg_url))
+            servers.append(Server("pg", linli, {**base_env, "DATABASE_URL": pg_url, "REDIS_URL": args.redis}, pg_url))
+        try:
+            run_interleaved(servers, args, Load(Path(tmp), args.connections))
         finally:
-            drop()
-    report(results)
+            for server in servers:
+                if server.proc is not None:
+                    stop(server.proc)
+            if drop is not None:
+                drop()
+    report(servers, args)
     return 0
+
+
+def run_interleaved(servers: list[Server], args, load: Load) -> None:
+    """Start every server, warm each up, then measure in rounds of short slices: the bare server right before
+    each Linli setup, every round. A shared machine's speed drifts by a third within minutes; slices a few
+    seconds apart see the same machine, so each ratio compares like with like."""
+    bare, linlis = servers[0], servers[1:]
+    for server in servers:
+        server.port = free_port()
+        server.proc, server.startup_s = start_server(server.command + ["--port", str(server.port)], server.env,
+                                                     server.port)
+    for server in servers:
+        load.run(server, args.warmup)  # its receipts count too: every number returned must be stored
+    rounds = max(1, math.ceil(args.duration / args.slice))
+    for n in range(rounds):
+        line = []
+        for server in linlis:
+            before, _ = load.run(bare, args.slice)
+            stats, numbers = load.run(server, args.slice)
+            bare.slices.append(before)
+            server.paired_bare.append(before)
+            server.slices.append(stats)
+            server.numbers |= numbers
+            ratio = server.rps([stats]) / bare.rps([before])
+            line.append(f"bare {bare.rps([before]):.0f}, {server.name} {server.rps([stats]):.0f} ({ratio:.3f})")
+        print(f"round {n + 1}/{rounds}: " + "; ".join(line), flush=True)
+    for server in servers:
+        server.rss_mb = rss_mb(server.proc.pid)
+    for server in linlis:
+        # the warm-up's tickets are in the database too; every returned number must be among them
+        server.lost, server.duplicates = asyncio.run(check_stored(server.database_url, server.numbers))
 
 
 def fresh_pg_database(base_url: str):
@@ -279,26 +311,30 @@ def fresh_pg_database(base_url: str):
     return url, lambda: asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def report(results: list[Result]) -> None:
-    """A row per run, each Linli setup's ratio against the bare run just before it; last line JSON."""
+def report(servers: list[Server], args) -> None:
+    """A row per server over all its slices (each Linli setup's ratio against the bare slices paired with its
+    own; p50 the median slice's, p99 and max the worst slice's); the last line is JSON."""
     print(f"{'server':<8}{'req/s':>10}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}"
           f"{'receipts':>10}{'lost':>6}{'dup':>5}{'start s':>9}{'RSS MB':>8}")
-    bares = [r.rps for r in results if r.name == "bare"]
-    summary = {"bare_rps": round(sum(bares) / len(bares)), "bare_runs_rps": [round(b) for b in bares],
-               "cores": os.cpu_count()}
-    bare = results[0].rps
-    for r in results:
-        if r.name == "bare":
-            bare = r.rps
-        ratio = r.rps / bare
-        print(f"{r.name:<8}{r.rps:>10.0f}{ratio:>8.3f}{r.p50_ms:>9.1f}{r.p99_ms:>9.1f}{r.max_ms:>9.1f}"
-              f"{r.errors:>8}{r.receipts:>10}{_n(r.lost):>6}{_n(r.duplicates):>5}{r.startup_s:>9.2f}{r.rss_mb:>8.0f}")
-        if r.name != "bare":
-            summary |= {f"{r.name}_rps": round(r.rps), f"{r.name}_ratio": round(ratio, 4),
-                        f"{r.name}_p99_ms": round(r.p99_ms, 1), f"{r.name}_errors": r.errors,
-                        f"{r.name}_startup_s": round(r.startup_s, 2), f"{r.name}_rss_mb": round(r.rss_mb)}
-    summary["lost"] = sum(r.lost or 0 for r in results)
-    summary["duplicates"] = sum(r.duplicates or 0 for r in results)
+    bare = servers[0]
+    summary = {"bare_rps": round(bare.rps()), "bare_slices_rps": [round(bare.rps([x])) for x in bare.slices],
+               "cores": os.cpu_count(), "slice_s": args.slice, "slices": len(servers[1].slices)}
+    for server in servers:
+        x = server.slices
+        p50 = statistics.median(s["p50_us"] for s in x) / 1000
+        p99, worst = max(s["p99_us"] for s in x) / 1000, max(s["max_us"] for s in x) / 1000
+        errors = sum(s["errors"] for s in x)
+        ratio = server.rps() / bare.rps(server.paired_bare) if server is not bare else 1.0
+        print(f"{server.name:<8}{server.rps():>10.0f}{ratio:>8.3f}{p50:>9.1f}{p99:>9.1f}{worst:>9.1f}"
+              f"{errors:>8}{len(server.numbers):>10}{_n(server.lost):>6}{_n(server.duplicates):>5}"
+              f"{server.startup_s:>9.2f}{server.rss_mb:>8.0f}")
+        if server is not bare:
+            summary |= {f"{server.name}_rps": round(server.rps()), f"{server.name}_ratio": round(ratio, 4),
+                        f"{server.name}_p99_ms": round(p99, 1), f"{server.name}_errors": errors,
+                        f"{server.name}_startup_s": round(server.startup_s, 2),
+                        f"{server.name}_rss_mb": round(server.rss_mb)}
+    summary["lost"] = sum(s.lost or 0 for s in servers)
+    summary["duplicates"] = sum(s.duplicates or 0 for s in servers)
     print(json.dumps(summary))
 
 
@@ -309,6 +345,8 @@ def _n(value: int | None) -> str:
 def register(subparsers) -> None:
     webhook = subparsers.add_parser("webhook", help="Linli (SQLite; PostgreSQL + Redis) against bare aiohttp")
     webhook.add_argument("--duration", type=int, default=20, help="seconds measured per server (default 20)")
+    webhook.add_argument("--slice", type=int, default=5,
+                         help="seconds per slice: servers take turns in slices this long (default 5)")
     webhook.add_argument("--warmup", type=int, default=5, help="seconds of load before measuring (default 5)")
     webhook.add_argument("--connections", type=int, default=50)
     webhook.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",

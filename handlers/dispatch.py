@@ -6,6 +6,7 @@ Emergencies reach the grid worker, the residents' committee head and the duty de
 """
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
@@ -146,13 +147,17 @@ class Directory:
         self._members: dict[tuple, tuple[Staff, ...]] = {}  # (routes, grid) -> select_members, until the next load
         self._loaded_at: float | None = None
         self._version: str | None = None
+        self._generation = 0  # moves on with every invalidation: a load that began before it is stale at once
+        self._loading: asyncio.Task | None = None
 
     def note_version(self, version: str | None) -> None:
         if version is not None and version != self._version:
-            self._version, self._loaded_at = version, None
+            self._version = version
+            self.invalidate()
 
     def invalidate(self) -> None:
         self._loaded_at = None
+        self._generation += 1
 
     async def changed(self, state) -> None:
         """A role or a binding changed: every process reloads before routing again."""
@@ -163,7 +168,7 @@ class Directory:
         if not routes:
             return ()
         if self._stale():
-            await self._load()
+            await self._reload()
         key = (routes, grid_id)
         if (found := self._members.get(key)) is None:
             found = self._members[key] = tuple(select_members(self._staff, routes, grid_id))
@@ -171,19 +176,34 @@ class Directory:
 
     async def home(self, openid: str) -> Home | None:
         if self._stale():
-            await self._load()
+            await self._reload()
         return self._homes.get(openid)
 
     def _stale(self) -> bool:
         return self._loaded_at is None or self._clock() - self._loaded_at > self._ttl_s
 
+    async def _reload(self) -> None:
+        """One load at a time: the burst of messages that finds the copy stale (every message after a quiet
+        spell longer than ttl_s) waits for the same load instead of running a query each, all at once."""
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().create_task(self._load())
+            self._loading.add_done_callback(self._loaded)
+        await asyncio.shield(self._loading)  # a message that gives up waiting does not cancel the others' load
+
+    def _loaded(self, task: asyncio.Task) -> None:
+        self._loading = None
+        if not task.cancelled():
+            task.exception()  # retrieved: each waiter has it raised; none left means nobody needed it
+
     async def _load(self) -> None:
+        generation = self._generation
         async with self._sessions() as session:
             staff = await active_staff(session)
             homes = {openid: Home(grid_id, household_id, where)
                      for openid, grid_id, household_id, where in await bound_homes(session)}
         self._staff, self._homes, self._members = staff, homes, {}
-        self._loaded_at = self._clock()
+        if generation == self._generation:  # nothing changed while we read
+            self._loaded_at = self._clock()
 
 
 async def where(session: AsyncSession, place: Place) -> str:

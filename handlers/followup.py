@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import DateTime, Float, and_, func, insert, literal, or_, select, update
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.expression import FunctionElement
 
 import nlp
 from handlers import dispatch, ticket_rules
@@ -88,7 +90,7 @@ def followup_jobs(engine: AsyncEngine, *, lead_fraction: float = 0.2, second_aft
 async def remind_due(engine: AsyncEngine, now: datetime, lead_fraction: float = 0.2) -> int:
     """催办: once per deadline, tell whoever owes the ticket that its deadline is near; returns how many."""
     reminded = 0
-    for t in await _open_tickets(engine, _T.c.reminded.is_(False), _current_due(lambda due: due > now)):
+    for t in await reminder_candidates(engine, now, lead_fraction):
         stage, start, due = _deadline(t)
         if start is None or ticket_rules.remind_at(start, due, lead_fraction) > now:
             continue
@@ -110,7 +112,9 @@ async def escalate_overdue(engine: AsyncEngine, now: datetime, second_after: tim
     """督办: past its deadline a ticket goes to the heads (level 1), after `second_after` more to the admins
     and the duty desk (level 2); each level once per deadline. Returns how many tickets moved up."""
     escalated = 0
-    for t in await _open_tickets(engine, _T.c.escalation_level < 2, _current_due(lambda due: due < now)):
+    level = _T.c.escalation_level  # only tickets due a new level: not those waiting out `second_after` at level 1
+    for t in await _open_tickets(engine, level < 2, _current_due(lambda due: or_(
+            and_(level == 0, due < now), due < now - second_after))):
         stage, _, due = _deadline(t)
         level = ticket_rules.escalation_level(now, due, second_after)
         if level <= t.escalation_level:
@@ -155,6 +159,43 @@ async def close_unrated(engine: AsyncEngine, now: datetime, rating_timeout: time
 
 
 # -- which deadline, who is told --------------------------------------------------------------------------------
+async def reminder_candidates(engine: AsyncEngine, now: datetime, lead_fraction: float) -> list:
+    """The unreminded open tickets whose reminder may be due: the database keeps those whose current deadline
+    is less than lead_fraction of its span away (or a minute, ticket_rules.remind_at's floor), with a minute
+    to spare, and remind_due applies the exact rule. Without this filter the job read every open ticket into
+    the event loop each minute: with tens of thousands open, seconds in which no resident got an answer."""
+    at = literal(now, DateTime())
+    margin_h = 2 / 60  # remind_at's one-minute floor, plus a minute for rounding in the databases' date arithmetic
+
+    def near(due, start):
+        left_h = _hours_between(due, at)
+        return and_(due > at, or_(left_h <= lead_fraction * _hours_between(due, start) + margin_h, left_h <= margin_h))
+
+    return await _open_tickets(engine, _T.c.reminded.is_(False), or_(
+        and_(_T.c.status == "dispatched", near(_T.c.response_due, _T.c.dispatched_at)),
+        and_(_T.c.status.in_(("accepted", "reopened")),
+             near(_T.c.resolve_due, func.coalesce(_T.c.accepted_at, _T.c.dispatched_at)))))
+
+
+class _hours_between(FunctionElement):
+    """later - earlier, in hours (a float): each database subtracts dates its own way."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(_hours_between, "sqlite")
+def _hours_between_sqlite(element, compiler, **kw) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"((julianday({later}) - julianday({earlier})) * 24.0)"
+
+
+@compiles(_hours_between, "postgresql")
+def _hours_between_postgresql(element, compiler, **kw) -> str:
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({later} - {earlier})) / 3600.0)"
+
+
 async def _open_tickets(engine: AsyncEngine, *conditions) -> list:
     async with engine.connect() as conn:
         return list((await conn.execute(select(_T).where(*conditions).order_by(_T.c.id))).all())

@@ -221,3 +221,24 @@ async def test_each_new_deadline_gets_its_own_reminder_and_escalation(wechat, se
     await wechat.send(WORKER, f"转派 {number} 物业 属于物业维修")
     t = await ticket(service, number)
     assert t.response_due > before and t.dispatched_at > t.created_at  # the new body's own clock
+
+
+async def test_a_burst_finding_the_staff_copy_stale_loads_it_once(service, community):
+    """After a quiet spell longer than its ttl, every message of the next burst finds the in-memory copy of
+    staff and homes stale: they wait for one load, instead of each running its own queries at once (which put
+    hundreds of milliseconds on the first answers)."""
+    from handlers.dispatch import Directory
+
+    opened = []
+
+    def sessions():
+        opened.append(1)
+        return service.ctx.sessions()
+
+    t = [0.0]
+    directory = Directory(sessions, ttl_s=15, clock=lambda: t[0])
+    homes = await asyncio.gather(*(directory.home(RESIDENT) for _ in range(50)))
+    assert len(opened) == 1 and {h.household_id for h in homes} == {1}
+    t[0] = 100.0  # the quiet spell
+    members = await asyncio.gather(*(directory.members(("grid_worker",), 1) for _ in range(50)))
+    assert len(opened) == 2 and {tuple(m.openid for m in found) for found in members} == {(WORKER,)}

@@ -137,6 +137,42 @@ async def test_a_new_deadline_gets_its_own_reminder(engine):
     assert [e for e in await events(engine, 1)] == [("reminded", "签收时限提醒"), ("reminded", "办结时限提醒")]
 
 
+async def test_the_database_hands_the_reminder_job_every_ticket_due_a_reminder_and_few_others(engine):
+    """reminder_candidates filters in SQL (each database's own date arithmetic): against the exact rule
+    (ticket_rules.remind_at) over spans from a minute to two weeks, each stage, and moments around the
+    reminder time and the deadline, it misses no ticket, and passes none whose reminder is minutes away."""
+    from handlers.ticket_rules import remind_at
+
+    spans = [timedelta(minutes=1), timedelta(minutes=3), timedelta(hours=2), timedelta(hours=24), timedelta(days=15)]
+    offsets = [timedelta(seconds=s) for s in (-600, -181, -61, -1, 0, 1, 59, 61, 600)]
+    rows, expected, far = [], set(), set()
+    for n, (span, offset, status) in enumerate(
+            (sp, o, st) for sp in spans for o in offsets for st in ("dispatched", "accepted", "reopened", "resolved")):
+        ticket_id = n + 1
+        due_at_remind = remind_at(NOW, NOW + span, 0.2)  # the reminder time of a deadline that starts at NOW …
+        start = NOW - (due_at_remind - NOW) + offset  # … moved so that it falls `offset` before now
+        due = start + span
+        if status == "dispatched":  # the response deadline counts, from dispatch
+            fields = dict(response_due=due, resolve_due=due + timedelta(days=30), dispatched_at=start,
+                          accepted_at=None)
+        else:  # the resolve deadline counts, from acceptance
+            fields = dict(response_due=start, resolve_due=due, dispatched_at=start - timedelta(hours=1),
+                          accepted_at=start)
+        rows.append(dict(id=ticket_id, number=str(100000 + ticket_id), openid="o", text="t", category="facilities",
+                         confidence=0.9, status=status, route="grid_worker", grid_id=1, created_at=start,
+                         updated_at=start, **fields))
+        reminder = remind_at(start, due, 0.2)
+        if status != "resolved" and reminder <= NOW < due:
+            expected.add(ticket_id)
+        if status == "resolved" or reminder > NOW + timedelta(minutes=5) or due <= NOW:
+            far.add(ticket_id)
+    async with engine.begin() as conn:
+        await conn.execute(insert(Ticket.__table__), rows)
+    got = {t.id for t in await followup.reminder_candidates(engine, NOW, 0.2)}
+    assert expected and expected <= got
+    assert not got & far, sorted(got & far)
+
+
 # -- escalation -----------------------------------------------------------------------------------------
 async def test_grid_work_escalates_to_the_committee_head_then_the_admins_each_once(engines, engine):
     await add_ticket(engine, 1, dispatched_ago=timedelta(hours=25))  # 1 h past the response deadline

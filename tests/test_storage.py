@@ -55,11 +55,37 @@ async def test_id_blocks_grow_in_a_burst_and_start_small_again_after_a_quiet_spe
 
     t = [0.0]
     a = IdAllocator(engine, "x", start=1, block=10, max_block=40, busy_s=10, clock=lambda: t[0])
-    assert [await a.next() for _ in range(110)] == list(range(1, 111))  # blocks of 10, 20, 40, 40
-    assert await reserved_up_to() == 111
+    assert [await a.next() for _ in range(110)] == list(range(1, 111))  # blocks of 10, 20, 40, 40 …
+    await a.settled()
+    assert await reserved_up_to() == 151  # … and the next 40, reserved once half of the last was used
     t[0] = 100.0  # longer than busy_s since the last reservation
-    assert await a.next() == 111
-    assert await reserved_up_to() == 121  # a block of 10 again
+    assert [await a.next() for _ in range(21)] == list(range(111, 132))  # the block in hand, past its half
+    await a.settled()
+    assert await reserved_up_to() == 161  # the next one, reserved ahead: a block of 10 again
+
+
+async def test_no_id_waits_for_a_reservation_once_traffic_flows(engine):
+    """The next block is reserved while half of the current one is left: a ticket never waits for it (each
+    such wait held up every ticket behind it by a transaction, under load hundreds of milliseconds)."""
+    import time
+
+    slow = IdAllocator(engine, "slow", start=1, block=10, max_block=10)
+    reserve = slow._reserve
+
+    async def slow_reserve(size):
+        await asyncio.sleep(0.02)
+        return await reserve(size)
+
+    slow._reserve = slow_reserve
+    waits = []
+    for _ in range(100):  # ten blocks, one id every 5 ms: half a block is 25 ms, a reservation 20 ms and more
+        started = time.perf_counter()
+        await slow.next()
+        waits.append(time.perf_counter() - started)
+        await asyncio.sleep(0.005)
+    await slow.settled()
+    assert waits[0] >= 0.02  # the first block: nothing to take yet
+    assert max(waits[1:]) < 0.015, waits
 
 
 async def test_a_pooled_connection_that_died_while_idle_is_replaced_unseen(engine):
