@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree import ElementTree
 
-from bot.signing import aes_cipher, encrypt_reply, signature, signature_matches, xml_message
+from bot.signing import aes_cipher, encrypt_reply, signature, signature_matches, text_reply
 from handlers.types import Inbound
 
 
@@ -56,8 +56,7 @@ class Gateway:
         return Push(_inbound(fields), fields["ToUserName"], encrypted)
 
     def render_reply(self, push: Push, text: str, query: Mapping[str, str]) -> str:
-        xml = xml_message({"ToUserName": push.inbound.openid, "FromUserName": push.account,
-                           "CreateTime": int(self._clock()), "MsgType": "text", "Content": text})
+        xml = text_reply(push.inbound.openid, push.account, int(self._clock()), text)
         if not push.encrypted:
             return xml
         return encrypt_reply(self._token, self._appid, self._aes_key, xml, str(int(self._clock())),

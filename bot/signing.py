@@ -36,11 +36,22 @@ def xml_message(fields: dict[str, str | int | float]) -> str:
     out = ["<xml>"]
     for name, value in fields.items():
         if isinstance(value, str):
-            out.append(f"<{name}><![CDATA[{value.replace(']]>', ']]]]><![CDATA[>')}]]></{name}>")
+            out.append(f"<{name}><![CDATA[{_cdata(value)}]]></{name}>")
         else:
             out.append(f"<{name}>{escape(str(value))}</{name}>")
     out.append("</xml>")
     return "".join(out)
+
+
+def text_reply(to: str, sender: str, created: int, content: str) -> str:
+    """A passive text reply: xml_message of these fields, written in one go (every push is answered so)."""
+    return (f"<xml><ToUserName><![CDATA[{_cdata(to)}]]></ToUserName><FromUserName><![CDATA[{_cdata(sender)}]]>"
+            f"</FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{_cdata(content)}]]></Content></xml>")
+
+
+def _cdata(value: str) -> str:
+    return value.replace("]]>", "]]]]><![CDATA[>")
 
 
 def sign_push(token: str, xml: str, *, appid: str = "", aes_key: str | None = None,

@@ -11,8 +11,8 @@ Importing this package is cheap: jieba, numpy and the tables are loaded by warm_
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .taxonomy import CATEGORIES, EMERGENCIES, ROUTES as ROUTES_OK, Category, Emergency
 
@@ -24,8 +24,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):  # a named tuple: made for every message, at a quarter of a frozen dataclass's cost
     category: str  # a code in CATEGORIES
     confidence: float  # 0..1
     keywords: tuple[str, ...]  # the words that decided it, strongest first

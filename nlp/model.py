@@ -297,7 +297,7 @@ class Model:
             hits: list[int] = []
             lp = self.long_prefix
             pairs = bg if chars and lo <= 2 <= hi and s is t else map(_ADD, t, t[1:])
-            for p in lp.keys() & set(pairs):
+            for p in filter(lp.__contains__, dict.fromkeys(pairs)):  # in text order: the same in every process
                 for k, r in lp[p]:
                     c = t.count(k)
                     if c:

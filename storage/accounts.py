@@ -28,6 +28,8 @@ CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 _CODE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
 _INVITE_PREFIX = re.compile(r"^(?:邀请码|验证码|绑定码|code)\s*[:：]?\s*", re.IGNORECASE)
+_SPACES_AND_DASHES = re.compile(r"[\s\-]")
+_CODE_LIKE = re.compile(rf"[{CODE_ALPHABET}{CODE_ALPHABET.lower()}\s\-]+")
 
 
 def new_code(length: int = CODE_LENGTH) -> str:
@@ -46,7 +48,9 @@ def invite_code_in(text: str) -> tuple[str, bool] | None:
     stripped = text.strip()
     rest = _INVITE_PREFIX.sub("", stripped)
     said_so = rest != stripped
-    candidate = re.sub(r"[\s\-]", "", rest).upper()
+    if not said_so and not _CODE_LIKE.fullmatch(stripped):
+        return None  # other characters than a code's, spaces and dashes (every message is asked this)
+    candidate = _SPACES_AND_DASHES.sub("", rest).upper()
     if _CODE.match(candidate) and any(c.isdigit() for c in candidate) and any(c.isalpha() for c in candidate):
         return candidate, said_so
     if said_so and candidate:

@@ -58,17 +58,17 @@ class MemoryState:
         self._ops = {"get": self._live, "set": self._put, "delete": self._drop, "claim": self._claim,
                      "hit": self._hit}
 
-    def _live(self, key: str) -> str | None:
+    # The operations take the time once per call or batch (a batch is one moment, as in Redis's script).
+    def _live(self, key: str, now: float) -> str | None:
         item = self._data.get(key)
         if item is None:
             return None
-        if item[1] <= self._clock():
+        if item[1] <= now:
             del self._data[key]
             return None
         return item[0]
 
-    def _put(self, key: str, value: str, ttl_s: float) -> None:
-        now = self._clock()
+    def _put(self, key: str, value: str, ttl_s: float, now: float) -> None:
         expires = now + ttl_s
         self._data[key] = (value, expires)
         second = int(expires) + 1
@@ -76,48 +76,57 @@ class MemoryState:
             keys = self._expiring[second] = []
             heapq.heappush(self._seconds, second)
         keys.append(key)
+
+    def _sweep(self, now: float) -> None:
+        """Drop what expired by now: memory stays bounded without a timer task."""
         seconds = self._seconds
-        while seconds and seconds[0] <= now:  # keep memory bounded without a timer task
+        while seconds and seconds[0] <= now:
             for k in self._expiring.pop(heapq.heappop(seconds)):
                 item = self._data.get(k)
                 if item is not None and item[1] <= now:  # not set again since
                     del self._data[k]
 
-    def _drop(self, key: str) -> None:
+    def _drop(self, key: str, _now: float) -> None:
         self._data.pop(key, None)
 
-    def _claim(self, key: str, value: str, ttl_s: float) -> bool:
-        if self._live(key) is not None:
+    def _claim(self, key: str, value: str, ttl_s: float, now: float) -> bool:
+        if self._live(key, now) is not None:
             return False
-        self._put(key, value, ttl_s)
+        self._put(key, value, ttl_s, now)
         return True
 
-    def _hit(self, key: str, window_s: float) -> int:
-        item = self._live(key)
+    def _hit(self, key: str, window_s: float, now: float) -> int:
+        item = self._live(key, now)
         if item is None:
-            self._put(key, "1", window_s)
+            self._put(key, "1", window_s, now)
             return 1
         count = int(item) + 1
         self._data[key] = (str(count), self._data[key][1])
         return count
 
     async def get(self, key: str) -> str | None:
-        return self._live(key)
+        return self._live(key, self._clock())
 
     async def get_many(self, keys: list[str]) -> list[str | None]:
-        return [self._live(k) for k in keys]
+        now = self._clock()
+        return [self._live(k, now) for k in keys]
 
     async def set(self, key: str, value: str, ttl_s: float) -> None:
-        self._put(key, value, ttl_s)
+        self._at_now(self._put, key, value, ttl_s)
 
     async def claim(self, key: str, value: str, ttl_s: float) -> bool:
-        return self._claim(key, value, ttl_s)
+        return self._at_now(self._claim, key, value, ttl_s)
 
     async def delete(self, key: str) -> None:
-        self._drop(key)
+        self._drop(key, 0.0)
 
     async def hit(self, key: str, window_s: float) -> int:
-        return self._hit(key, window_s)
+        return self._at_now(self._hit, key, window_s)
+
+    def _at_now(self, operation, *args):
+        now = self._clock()
+        self._sweep(now)
+        return operation(*args, now)
 
     @contextlib.asynccontextmanager
     async def lock(self, name: str, ttl_s: float, wait_s: float) -> AsyncIterator[None]:
@@ -137,7 +146,9 @@ class MemoryState:
             calls = [self._ops[op[0]] for op in ops]  # all looked up first: an unknown one runs nothing
         except KeyError as exc:
             raise ValueError(f"unknown state operation {exc.args[0]!r}") from None
-        return [call(*op[1:]) for call, op in zip(calls, ops)]
+        now = self._clock()
+        self._sweep(now)
+        return [call(*op[1:], now) for call, op in zip(calls, ops)]
 
     async def ping(self) -> None:
         return None

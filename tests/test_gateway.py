@@ -228,3 +228,12 @@ def test_wechat_pushes_take_the_flat_path():
         assert parse_flat(document) == parse_tree(document)
     assert parse_flat(text)["Content"] == "楼道的灯坏了 <b>&amp;]"
     assert parse_flat("<xml><A>&amp;</A></xml>") is None  # an entity: the parser reads it
+
+
+@given(st.text(max_size=30), st.text(max_size=30), st.integers(0, 2**40), _VALUE_TEXT)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+def test_the_reply_template_writes_what_xml_message_writes(to, sender, created, content):
+    from bot.signing import text_reply
+
+    fields = {"ToUserName": to, "FromUserName": sender, "CreateTime": created, "MsgType": "text", "Content": content}
+    assert text_reply(to, sender, created, content) == xml_message(fields)
