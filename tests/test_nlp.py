@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -320,3 +321,15 @@ def test_tipdm_subset_train_and_score(tmp_path):
     te = range(1, 1600, 2)
     pred = [c.classify(texts[i]).category for i in te]
     assert f1_score([labels[i] for i in te], pred, average="macro") > 0.7
+
+
+def test_every_process_gives_a_message_the_same_verdict():
+    """Several app processes serve one account: the same words must get the same category, keywords and
+    confidence in each, whatever the hash seed of its dicts and sets."""
+    script = ("import csv, sys, nlp\n"
+              "rows = list(csv.DictReader(open(sys.argv[1], encoding='utf-8')))\n"
+              "for r in rows: print(repr(tuple(nlp.classify(r['text']))))\n")
+    runs = [subprocess.run([sys.executable, "-c", script, str(DATA / "community_messages.csv")], capture_output=True,
+                           text=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+            for seed in ("1", "2", "3")]
+    assert runs[0] and runs[0] == runs[1] == runs[2]
