@@ -230,8 +230,22 @@ async def check_stored(database_url: str, numbers: set[str]) -> tuple[int, int]:
     return len(numbers - stored), extra
 
 
+def have_wrk() -> bool:
+    """wrk on the PATH; on a fresh Debian machine run by root, installed from Debian's packages first."""
+    if shutil.which("wrk"):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing wrk, the load generator (apt-get install wrk) …", flush=True)
+        install = ["apt-get", "install", "-y", "-q", "wrk"]
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if subprocess.run(install, **quiet).returncode != 0:  # package lists never fetched on this machine
+            subprocess.run(["apt-get", "update", "-q"], **quiet)
+            subprocess.run(install, **quiet)
+    return shutil.which("wrk") is not None
+
+
 def bench_webhook(args) -> int:
-    if not shutil.which("wrk"):
+    if not have_wrk():
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
         return 2
     base_env = {"LINLI_WECHAT_TOKEN": TOKEN, "LINLI_WECHAT_APPID": "", "LINLI_WECHAT_SECRET": "",
@@ -331,6 +345,7 @@ def report(servers: list[Server], args) -> None:
         if server is not bare:
             summary |= {f"{server.name}_rps": round(server.rps()), f"{server.name}_ratio": round(ratio, 4),
                         f"{server.name}_p99_ms": round(p99, 1), f"{server.name}_errors": errors,
+                        f"{server.name}_receipts": len(server.numbers),
                         f"{server.name}_startup_s": round(server.startup_s, 2),
                         f"{server.name}_rss_mb": round(server.rss_mb)}
     summary["lost"] = sum(s.lost or 0 for s in servers)
