@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 Op = tuple
 
 
+TIMEOUT_S = 2.0  # Redis answers in well under a millisecond; one that takes longer than this is treated as down
+
+
 class LockTimeout(Exception):
     """The lock was held by someone else for longer than we were willing to wait."""
 
@@ -189,7 +192,8 @@ class RedisState:
     def __init__(self, url: str, prefix: str = "linli:") -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.from_url(url, decode_responses=True, socket_timeout=2, socket_connect_timeout=2)
+        self._redis = redis.from_url(url, decode_responses=True, socket_timeout=TIMEOUT_S,
+                                     socket_connect_timeout=TIMEOUT_S)
         self._p = prefix
         self._batch_script = self._redis.register_script(_BATCH_LUA)
         self._queued: list[tuple[list[Op], list[tuple], asyncio.Future]] = []  # batches waiting to be sent
@@ -280,31 +284,42 @@ class RedisState:
             self._sending = None
 
     async def _run_batch_script(self, payload: str) -> list:
-        """EVALSHA on a connection held for batches (only one batch is in flight at a time): taking a
-        connection from redis-py's pool and giving it back, with its retry wrapper, cost about 40 µs of CPU
-        per command, a third of the whole round trip. A connection that fails is closed by redis-py and
+        """EVALSHA on a connection of its own, held for batches (only one batch is in flight at a time):
+        taking a connection from redis-py's pool and giving it back, with its retry wrapper, cost about 40 µs
+        of CPU per command, a third of the whole round trip. Its socket has no timeout of its own (redis-py
+        would send each command through a new task, `wait_for`); one deadline covers the round trip instead.
+        A connection that fails or times out is closed (a late reply must not answer the next batch) and
         connects again on the next batch; the callers of the failed one go on without shared state."""
-        from redis.exceptions import NoScriptError
+        from redis.exceptions import NoScriptError, ResponseError
 
         conn = self._batch_conn
         if conn is None:
-            conn = self._batch_conn = await self._redis.connection_pool.get_connection()
+            pool = self._redis.connection_pool
+            conn = self._batch_conn = pool.connection_class(**{**pool.connection_kwargs, "socket_timeout": None})
         command = conn.pack_command("EVALSHA", self._batch_script.sha, 0, payload)
         try:
-            await conn.send_packed_command(command, check_health=False)
-            return await conn.read_response()
-        except NoScriptError:  # Redis restarted or flushed its scripts: load it again
-            await conn.send_packed_command(conn.pack_command("SCRIPT", "LOAD", _BATCH_LUA), check_health=False)
-            await conn.read_response()
-            await conn.send_packed_command(command, check_health=False)
-            return await conn.read_response()
+            async with asyncio.timeout(TIMEOUT_S):
+                await conn.send_packed_command(command, check_health=False)
+                try:
+                    return await conn.read_response()
+                except NoScriptError:  # Redis restarted or flushed its scripts: load it again
+                    load = conn.pack_command("SCRIPT", "LOAD", _BATCH_LUA)
+                    await conn.send_packed_command(load, check_health=False)
+                    await conn.read_response()
+                    await conn.send_packed_command(command, check_health=False)
+                    return await conn.read_response()
+        except ResponseError:  # Redis answered (with an error): the connection is in step
+            raise
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
 
     async def ping(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
         if self._batch_conn is not None:
-            await self._redis.connection_pool.release(self._batch_conn)
+            await self._batch_conn.disconnect()
             self._batch_conn = None
         await self._redis.aclose()
 

@@ -368,6 +368,41 @@ async def test_batches_go_on_after_redis_forgets_the_script_or_drops_the_connect
         await store.close()
 
 
+async def test_a_batch_redis_never_answers_fails_within_the_timeout_and_the_next_one_reconnects(redis_url,
+                                                                                                monkeypatch):
+    """A Redis that accepts and then says nothing (a network swallowing packets) costs a batch at most the
+    state's timeout, never a hang; once it answers again the next batch reconnects and gets its own answers."""
+    from urllib.parse import urlsplit
+
+    from redis import exceptions as redis_errors
+
+    from storage import state as state_module
+    from tests.faults_support import TcpProxy
+
+    monkeypatch.setattr(state_module, "TIMEOUT_S", 0.5)
+    target = urlsplit(redis_url)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    proxy.start()
+    store = RedisState(f"redis://127.0.0.1:{proxy.port}{target.path}", prefix=f"linli-test-{uuid.uuid4().hex}:")
+    loop = asyncio.get_running_loop()
+    try:
+        assert await store.batch([("set", "a", "1", 10)]) == [None]
+        proxy.cut("blackhole")  # the held connection is reset; new ones are accepted and never answered
+        with pytest.raises((redis_errors.ConnectionError, TimeoutError)):  # the reset one (or a silent one)
+            await store.batch([("get", "a")])
+        for _ in range(2):
+            started = loop.time()
+            with pytest.raises(TimeoutError):  # connected, then silence
+                await store.batch([("get", "a")])
+            assert 0.4 < loop.time() - started < 1.5
+        proxy.restore()
+        assert await store.batch([("get", "a"), ("claim", "b", "2", 10)]) == ["1", True]
+        assert await store.batch([("get", "b")]) == ["2"]
+    finally:
+        await store.close()
+        proxy.stop()
+
+
 async def test_in_process_state_drops_what_expired_as_it_goes():
     t = [1000.0]
     store = MemoryState(clock=lambda: t[0])
