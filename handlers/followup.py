@@ -112,9 +112,9 @@ async def escalate_overdue(engine: AsyncEngine, now: datetime, second_after: tim
     """督办: past its deadline a ticket goes to the heads (level 1), after `second_after` more to the admins
     and the duty desk (level 2); each level once per deadline. Returns how many tickets moved up."""
     escalated = 0
-    level = _T.c.escalation_level  # only tickets due a new level: not those waiting out `second_after` at level 1
-    for t in await _open_tickets(engine, level < 2, _current_due(lambda due: or_(
-            and_(level == 0, due < now), due < now - second_after))):
+    stored_level = _T.c.escalation_level  # only tickets due a new level, not those waiting out `second_after` at 1
+    for t in await _open_tickets(engine, stored_level < 2, _current_due(lambda due: or_(
+            and_(stored_level == 0, due < now), due < now - second_after))):
         stage, _, due = _deadline(t)
         level = ticket_rules.escalation_level(now, due, second_after)
         if level <= t.escalation_level:
