@@ -97,7 +97,7 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
     sessions = sessionmaker(engine)
     ctx = Context(read=Reader(engine), sessions=sessions, state=state, directory=Directory(sessions),
                   ticket_ids=IdAllocator(engine, "tickets", start=FIRST_TICKET_ID),
-                  now=now, attach_window_s=settings.attach_window_s,
+                  now=now, attach_window_s=settings.attach_window_s, rating_timeout_s=settings.rating_timeout_h * 3600,
                   time_limits=load_time_limits(settings.time_limits_file),
                   hotspot_window_s=settings.hotspot_window_h * 3600, hotspot_households=settings.hotspot_households)
     if not settings.redis_url:  # in-process state starts empty: remember who may repeat an open complaint
@@ -107,7 +107,8 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
     limits = Limits(reply_cache_s=settings.reply_cache_s, rate_count=settings.rate_limit_count,
                     rate_window_s=settings.rate_limit_window_s)
     gateway = Gateway(settings.wechat_token, settings.wechat_appid, settings.wechat_aes_key,
-                      freshness_s=settings.timestamp_window_s, clock=clock)
+                      freshness_s=settings.timestamp_window_s, clock=clock,
+                      original_id=settings.wechat_original_id)
     service = Service(settings, engine, writer, ctx, Delivery(ctx, writer, limits), gateway)
     service.delivery.on_notices = service.notices.set
     worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"

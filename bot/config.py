@@ -20,6 +20,7 @@ class Settings:
     wechat_appid: str = ""
     wechat_secret: str = ""
     wechat_aes_key: str | None = None
+    wechat_original_id: str = ""  # the account's original id (gh_…): pushes addressed elsewhere are refused
     database_url: str = DEFAULT_URL
     redis_url: str | None = None
     wechat_api_base: str = "https://api.weixin.qq.com"
@@ -69,6 +70,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if appid and not (appid.startswith("wx") and appid.isascii() and appid.isalnum()):
         raise ConfigError("LINLI_WECHAT_APPID is malformed: an AppID looks like wx1234567890abcdef")
     values["wechat_secret"] = env.get("LINLI_WECHAT_SECRET", "")
+    if original := env.get("LINLI_WECHAT_ORIGINAL_ID", ""):
+        if not (original.startswith("gh_") and original.isascii() and len(original) <= 32):
+            raise ConfigError("LINLI_WECHAT_ORIGINAL_ID is malformed: the original id looks like gh_0123456789ab")
+        values["wechat_original_id"] = original
     if aes_key := env.get("LINLI_WECHAT_AES_KEY"):
         if len(aes_key) != 43 or not _is_base64(aes_key + "="):
             raise ConfigError("LINLI_WECHAT_AES_KEY is malformed: the EncodingAESKey has 43 letters and digits")

@@ -4,6 +4,7 @@ Everything that can be wrong with a request is turned into `Rejected` with the H
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -26,12 +27,16 @@ class Push:
     inbound: Inbound
     account: str  # the official account's original id (ToUserName), the sender of our reply
     encrypted: bool
+    # Plain mode: (timestamp:nonce, a digest of the body, seconds the query stays fresh). The signature covers
+    # no body, so a signed query seen once may be repeated only with the same body (WeChat's retries do).
+    replay: tuple[str, str, float] | None = None
 
 
 class Gateway:
     def __init__(self, token: str, appid: str = "", aes_key: str | None = None, *,
-                 freshness_s: float = 300, clock: Callable[[], float] = time.time) -> None:
+                 freshness_s: float = 300, clock: Callable[[], float] = time.time, original_id: str = "") -> None:
         self._token, self._appid, self._aes_key = token, appid, aes_key
+        self._original_id = original_id  # the account's gh_… id: pushes to another account are refused
         self._cipher = aes_cipher(aes_key) if aes_key else None
         self._freshness_s, self._clock = freshness_s, clock
 
@@ -41,19 +46,25 @@ class Gateway:
         return query.get("echostr", "")
 
     def open(self, query: Mapping[str, str], body: bytes) -> Push:
+        replay = None
         if query.get("encrypt_type", "raw") == "aes":
             xml = self._decrypt(query, body)
             encrypted = True
         else:
-            self._check_signature(query)
+            timestamp = self._check_signature(query)
             xml = _text(body)
             encrypted = False
+            fresh_for = max(1.0, int(timestamp) + self._freshness_s - self._clock())
+            replay = (f"{timestamp}:{query.get('nonce', '')[:64]}",
+                      hashlib.blake2b(body, digest_size=12).hexdigest(), fresh_for)
         fields = _fields(parse_xml(xml))
         if not fields["MsgType"]:
             raise Rejected(400, "not a WeChat push: MsgType missing")
         if not fields["FromUserName"]:
             raise Rejected(400, "not a WeChat push: FromUserName missing")
-        return Push(_inbound(fields), fields["ToUserName"], encrypted)
+        if self._original_id and fields["ToUserName"] != self._original_id:
+            raise Rejected(403, "addressed to another official account (ToUserName)")
+        return Push(_inbound(fields), fields["ToUserName"], encrypted, replay)
 
     def render_reply(self, push: Push, text: str, query: Mapping[str, str]) -> str:
         xml = text_reply(push.inbound.openid, push.account, int(self._clock()), text)
@@ -70,11 +81,12 @@ class Gateway:
             raise Rejected(403, "stale timestamp: possibly a replay")
         return timestamp
 
-    def _check_signature(self, query: Mapping[str, str]) -> None:
+    def _check_signature(self, query: Mapping[str, str]) -> str:
         timestamp = self._check_fresh(query)
         expected = signature(self._token, timestamp, query.get("nonce", ""))
         if not signature_matches(expected, query.get("signature", "")):
             raise Rejected(403, "bad signature")
+        return timestamp
 
     def _decrypt(self, query: Mapping[str, str], body: bytes) -> str:
         if self._cipher is None:
@@ -156,7 +168,9 @@ def _text(data: bytes | str) -> str:
         raise Rejected(400, "body is not UTF-8") from None
 
 
-# The fields Linli reads, and how many characters of each it keeps.
+# The fields Linli reads, and how many characters of each it keeps. Identities are never cut: a cut
+# FromUserName would be somebody else (WeChat's openids are 28 characters, original ids 15).
+_IDENTITIES = ("ToUserName", "FromUserName")
 _LIMITS = {"ToUserName": 64, "FromUserName": 64, "CreateTime": 16, "MsgType": 16, "MsgId": 40, "Content": 2000,
            "Recognition": 2000, "Event": 40, "EventKey": 128, "MediaId": 200, "PicUrl": 500, "Location_X": 32,
            "Location_Y": 32, "Latitude": 32, "Longitude": 32, "Label": 200}
@@ -172,19 +186,25 @@ def _fields(data: dict) -> dict[str, str]:
             continue
         if value is _NESTED:
             raise Rejected(400, f"malformed field {name}")
-        out[name] = value[:limit]
+        if len(value) > limit:
+            if name in _IDENTITIES:
+                raise Rejected(400, f"{name} is too long to be a WeChat id")
+            value = value[:limit]
+        out[name] = value
     return out
 
 
 def dedupe_key(f: dict[str, str]) -> str:
-    """MsgId for messages; sender + CreateTime + Event for events, which have no MsgId.
+    """Sender + MsgId for messages; sender + CreateTime + Event for events, which have no MsgId.
 
-    EventKey joins the event key so that two different menu clicks within one second stay two events.
+    The sender is part of every key: a MsgId reused by someone else (forged, or another account's) must never
+    return the first person's reply. EventKey joins the event key so that two different menu clicks within
+    one second stay two events.
     """
     if f["MsgType"] == "event":
         return f"e:{f['FromUserName']}:{f['CreateTime']}:{f['Event']}:{f['EventKey']}"[:128]
     if f["MsgId"]:
-        return f"m:{f['MsgId']}"
+        return f"m:{f['FromUserName']}:{f['MsgId']}"
     return f"m:{f['FromUserName']}:{f['CreateTime']}:{f['MsgType']}"
 
 

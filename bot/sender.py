@@ -9,6 +9,8 @@ Flow per notice (an `outbox` row, status pending):
    template is configured or the template cannot reach them either.
 3. Record the outcome right after each send, guarded by `claimed_by`, so the window in which a crash can
    resend a delivered notice (after its claim expires) is one database round trip wide.
+A person's notices due together go out as one customer-service message (a desk that gets forty new tickets
+in a burst reads one message, not forty, and WeChat's quota of messages per person lasts).
 Transient failures are retried with exponential backoff and jitter; permanent ones, or too many attempts,
 become dead letters with the reason (`linli outbox dead`, `linli outbox retry ID`).
 """
@@ -20,40 +22,60 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.wechat_api import WeChatAPI, WeChatError
-from storage.models import Outbox, Ticket
+from storage.models import Outbox
 
 log = logging.getLogger(__name__)
 _T = Outbox.__table__
 CHINA = timedelta(hours=8)
 TEMPLATE_VALUE_MAX = 20  # WeChat refuses longer template values
-STATUS_WORDS = {"submitted": "已受理", "dispatched": "待签收", "accepted": "办理中", "resolved": "已办结",
-                "reopened": "重新办理", "closed": "已结束"}  # the template's phrase field: at most 5 characters
 PARALLEL_PEOPLE = 8  # notices to different people go out side by side; one person's stay in order
+MERGED_MAX_CHARS = 600  # one customer-service message (WeChat takes 2,048 bytes of text)
+_MERGE_SEPARATOR = "\n——————\n"
 
 
-@dataclass(frozen=True)
-class _Ticket:
-    number: str
-    status: str
+def merged(texts: list[str]) -> str:
+    return texts[0] if len(texts) == 1 else f"【{len(texts)}条新通知】\n" + _MERGE_SEPARATOR.join(texts)
 
 
-def progress_template(text: str, created_at: datetime, ticket: _Ticket | None) -> dict[str, str]:
-    """The generic 4-field "办理进度" template: what happened, tracking number, status, when (China time)."""
+def parts(message: str) -> list[str]:
+    """The notices a sent message carries (merged() undone)."""
+    head, _, rest = message.partition("条新通知】\n")
+    if rest and head.startswith("【") and head[1:].isdigit():
+        return rest.split(_MERGE_SEPARATOR)
+    return [message]
+
+
+def chunks(rows: list) -> list[list]:
+    """A person's due notices, in order, grouped into as few messages as fit MERGED_MAX_CHARS each."""
+    out: list[list] = []
+    size = 0
+    for row in rows:
+        length = len(row.text) + len(_MERGE_SEPARATOR)
+        if out and size + length <= MERGED_MAX_CHARS:
+            out[-1].append(row)
+            size += length
+        else:
+            out.append([row])
+            size = length + 10
+    return out
+
+
+def progress_template(text: str, created_at: datetime, ref: str = "", phrase: str = "") -> dict[str, str]:
+    """The generic 4-field "办理进度" template: what happened, its number, its status, when (China time)."""
     summary = " ".join(text.split())
     if len(summary) > TEMPLATE_VALUE_MAX:
         summary = summary[:TEMPLATE_VALUE_MAX - 1] + "…"
     local = created_at + CHINA
     return {
         "thing1": summary or "您有一条新通知",
-        "character_string2": ticket.number if ticket else "无",
-        "phrase3": STATUS_WORDS.get(ticket.status, "通知") if ticket else "通知",
+        "character_string2": ref or "无",
+        "phrase3": phrase or "通知",
         "time4": f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}",
     }
 
@@ -96,7 +118,6 @@ class OutboxSender:
         rows = await self._claim_due()
         if not rows:
             return 0
-        tickets = await self._tickets({r.ticket_id for r in rows if r.ticket_id is not None})
         with contextlib.suppress(WeChatError):  # one token fetch now, not a queue of parallel sends at its lock
             await self._api.access_token()
         per_person: dict[str, list] = {}
@@ -107,8 +128,8 @@ class OutboxSender:
         async def deliver_all(person_rows: list) -> None:
             async with gate:
                 window_closed = False  # learnt from this person's first notice: skip the doomed call after
-                for row in person_rows:
-                    window_closed = await self._deliver(row, tickets.get(row.ticket_id), window_closed)
+                for chunk in chunks(person_rows):
+                    window_closed = await self._deliver(chunk, window_closed)
 
         outcomes = await asyncio.gather(*(deliver_all(r) for r in per_person.values()), return_exceptions=True)
         for failure in (o for o in outcomes if isinstance(o, Exception)):
@@ -132,39 +153,36 @@ class OutboxSender:
                 claimed_by=self.worker_id, claimed_until=now + self._claim).returning(*_T.c))).all()
         return sorted(rows, key=lambda r: r.id)
 
-    async def _tickets(self, ids: set[int]) -> dict[int, _Ticket]:
-        if not ids or not self._template_id:
-            return {}
-        t = Ticket.__table__
-        async with self._engine.connect() as conn:
-            found = await conn.execute(select(t.c.id, t.c.number, t.c.status).where(t.c.id.in_(ids)))
-            return {r.id: _Ticket(r.number, r.status) for r in found}
-
-    async def _deliver(self, row, ticket: _Ticket | None, window_closed: bool) -> bool:
-        """Send one claimed notice and record the outcome; returns whether the person's window is closed."""
-        if self._now() >= row.claimed_until - self._claim / 2:
-            await self._finish(row, claimed_until=None)  # too little claim left to send safely: next run
+    async def _deliver(self, chunk: list, window_closed: bool) -> bool:
+        """Send a person's claimed notices as one message and record the outcome; returns whether the person's
+        window is closed. Past the window each notice falls back on its own (a template per notice)."""
+        if self._now() >= chunk[0].claimed_until - self._claim / 2:
+            for row in chunk:  # too little claim left to send safely: next run
+                await self._finish(row, claimed_until=None)
             return window_closed
         if not window_closed:
             try:
-                await self._api.send_text(row.openid, row.text)
-                await self._finish(row, status="sent", channel="custom", sent_at=self._now(), claimed_until=None)
+                await self._api.send_text(chunk[0].openid, merged([row.text for row in chunk]))
+                for row in chunk:
+                    await self._finish(row, status="sent", channel="custom", sent_at=self._now(), claimed_until=None)
                 return False
             except WeChatError as e:
                 if not e.window_closed:
-                    await self._failed(row, e)
+                    for row in chunk:
+                        await self._failed(row, e)
                     return False
                 reason = e
         else:
             reason = WeChatError(45015, "customer-service window closed (seen on an earlier notice)")
-        await self._fall_back(row, ticket, reason)
+        for row in chunk:
+            await self._fall_back(row, reason)
         return True
 
-    async def _fall_back(self, row, ticket: _Ticket | None, reason: WeChatError) -> None:
+    async def _fall_back(self, row, reason: WeChatError) -> None:
         if self._template_id:
             try:
                 await self._api.send_template(row.openid, self._template_id,
-                                              progress_template(row.text, row.created_at, ticket))
+                                              progress_template(row.text, row.created_at, row.ref, row.phrase))
                 await self._finish(row, status="sent", channel="template", sent_at=self._now(), claimed_until=None)
                 return
             except WeChatError as e:
@@ -254,7 +272,7 @@ def _cmd_dead(_args) -> int:
         print("没有死信 / no dead letters")
     for r in rows:
         text = " ".join(r.text.split())
-        print(f"#{r.id}  {r.created_at + CHINA:%Y-%m-%d %H:%M}  to {r.openid}  ticket {r.ticket_id or '-'}  "
+        print(f"#{r.id}  {r.created_at + CHINA:%Y-%m-%d %H:%M}  to {r.openid}  {r.about or '-'}  "
               f"attempts {r.attempts}\n    reason: {r.last_error}\n    text: {text[:60]}")
     return 0
 

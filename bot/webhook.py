@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from bot.delivery import Replayed
 from bot.gateway import Rejected
 from handlers.texts import TRY_AGAIN_LATER
 
@@ -33,7 +34,10 @@ def add_webhook_routes(app: web.Application, service: Callable[[], object]) -> N
             return web.Response(status=r.status, text=r.reason)
         try:
             async with asyncio.timeout(ANSWER_WITHIN_S):  # no extra task per push, unlike wait_for on 3.11
-                reply = await svc.delivery.deliver(received.inbound)
+                reply = await svc.delivery.deliver(received.inbound, received.replay)
+        except Replayed:
+            log.info("refused push from %s: a signed query repeated with another body", request.remote)
+            return web.Response(status=403, text="signature already used with another body")
         except TimeoutError:  # storage too slow or unreachable: say so now, rather than let WeChat give up
             log.warning("no answer for %s within %s s", received.inbound.dedupe_key, ANSWER_WITHIN_S)
             reply = TRY_AGAIN_LATER

@@ -29,6 +29,17 @@ INVITE_EXPIRED = "这个邀请码已过期。\n请联系社区管理员重新生
 INVITE_UNKNOWN = "没有找到这个邀请码，请核对后再发一次。\n（邀请码里没有数字0、1，也没有字母O、I）"
 
 NO_PENDING = "现在没有等您确认的住户绑定。"
+CODE_NOT_FOUND = "没有找到这个户号，请核对后再发一次（户号在社区发的住户卡上）。\n也可以回复住址，例如：3栋2单元501"
+TOO_MANY_TRIES = "户号或邀请码错得太多次了，为了安全，今天先不能再试。\n请找网格员或社区核对，或回复住址绑定。"
+CODES_PAUSED = "为了安全，绑定码暂时停用一小时，请稍后再试，或回复住址绑定。"
+
+
+def admin_lockout_notice(sid: str, tries: int) -> str:
+    return f"【安全提醒】有人（{sid}）一天内输错了{tries}次户号或邀请码，已暂停他今天的尝试。如非本人操作失误，请留意。"
+
+
+def admin_codes_paused_notice(tries: int) -> str:
+    return f"【安全提醒】一小时内有{tries}次户号或邀请码输错，可能有人在猜码，绑定码已暂停一小时。"
 
 
 def owner_word(is_owner: bool) -> str:

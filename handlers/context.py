@@ -1,7 +1,6 @@
 """What a handler may use: storage, shared state, ids, the clock and a few limits."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,17 +26,8 @@ class Context:
     directory: Directory  # staff, cached: whom a new ticket's notices go to
     now: Callable[[], datetime] = utcnow  # naive UTC; tests pass a travelling clock
     attach_window_s: float = 600  # a picture or place sent this soon after a ticket belongs to it
-    conversation_ttl_s: float = 1800
+    conversation_ttl_s: float = 1800  # an unanswered question is forgotten after this long
+    rating_timeout_s: float = 72 * 3600  # … except the rating question, open until the ticket closes unrated
     time_limits: dict[str, tuple[float, float]] = field(default_factory=dict)  # category -> (response, resolve) h
     hotspot_window_s: float = 72 * 3600  # reports this close in time can be the same hot spot
     hotspot_households: int = 5  # a hot spot this large becomes a candidate 议题
-
-    async def conversation(self, openid: str) -> dict:
-        raw = await self.state.get("conv:" + openid)
-        return json.loads(raw) if raw else {}
-
-    async def set_conversation(self, openid: str, value: dict) -> None:
-        await self.state.set("conv:" + openid, json.dumps(value, ensure_ascii=False), self.conversation_ttl_s)
-
-    async def end_conversation(self, openid: str) -> None:
-        await self.state.delete("conv:" + openid)

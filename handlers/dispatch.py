@@ -17,9 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import nlp
-from handlers import ticket_rules
+from handlers import texts, ticket_rules
+from handlers.notify import Subject, notify
 from storage.community import bound_homes, grid_at, household_place
 from storage.models import Attachment, Grid, Staff
+from storage.writer import Unit
 
 EMERGENCY_RESPONSE_HOURS = 2
 
@@ -115,6 +117,22 @@ async def members(session: AsyncSession, routes: tuple[str, ...] | list[str], gr
     return select_members(await active_staff(session), routes, grid_id)
 
 
+def ticket_subject(ticket_id: int, number: str, status: str) -> Subject:
+    """What a notice about a ticket is about: its number and status word show in a template message."""
+    return Subject("ticket", ticket_id, number, texts.STATUS_WORDS.get(status, "通知"))
+
+
+def notify_new_ticket(unit: Unit, staff, lead_route: str, *, number: str, category_name: str, text: str, where: str,
+                      response_hours: float, households: int, emergency: str | None, now: datetime,
+                      about: Subject) -> None:
+    """【新工单】 to the lead body (and the admins standing in), 【协办】 to co-handlers; 【紧急】 first when it is."""
+    for member in staff:
+        lead = member.role in (lead_route, "admin")  # admins take the lead where they stand in for a body
+        notify(unit, member.openid, texts.new_ticket_notice(number, category_name, text, where, response_hours,
+                                                            households, lead=lead, emergency=bool(emergency)),
+               now, about=about)
+
+
 @dataclass(frozen=True)
 class Home:
     grid_id: int
@@ -143,6 +161,7 @@ class Directory:
     def __init__(self, sessions, ttl_s: float = 15, clock=time.monotonic) -> None:
         self._sessions, self._ttl_s, self._clock = sessions, ttl_s, clock
         self._staff: list[Staff] = []
+        self._staff_openids: frozenset[str] = frozenset()
         self._homes: dict[str, Home] = {}
         self._members: dict[tuple, tuple[Staff, ...]] = {}  # (routes, grid) -> select_members, until the next load
         self._loaded_at: float | None = None
@@ -174,6 +193,12 @@ class Directory:
             found = self._members[key] = tuple(select_members(self._staff, routes, grid_id))
         return found
 
+    async def is_staff(self, openid: str) -> bool:
+        """Whether this person holds an active staff role (routing's question; permissions ask the database)."""
+        if self._stale():
+            await self._reload()
+        return openid in self._staff_openids
+
     async def home(self, openid: str) -> Home | None:
         if self._stale():
             await self._reload()
@@ -202,6 +227,7 @@ class Directory:
             homes = {openid: Home(grid_id, household_id, where)
                      for openid, grid_id, household_id, where in await bound_homes(session)}
         self._staff, self._homes, self._members = staff, homes, {}
+        self._staff_openids = frozenset(s.openid for s in staff)
         if generation == self._generation:  # nothing changed while we read
             self._loaded_at = self._clock()
 

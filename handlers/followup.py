@@ -28,7 +28,7 @@ from sqlalchemy.sql.expression import FunctionElement
 import nlp
 from handlers import dispatch, ticket_rules
 from handlers.notify import notify
-from handlers.texts import local_time
+from handlers.texts import category_name, local_time
 from storage.models import Staff, Ticket, TicketEvent
 from storage.writer import Unit
 
@@ -100,7 +100,7 @@ async def remind_due(engine: AsyncEngine, now: datetime, lead_fraction: float = 
                 continue
             unit = Unit()
             for openid in _openids(await _owers(session, t)):
-                notify(unit, openid, _reminder_text(t, stage, due), now, t.id)
+                notify(unit, openid, _reminder_text(t, stage, due), now, about=_about(t))
             unit.add(TicketEvent, ticket_id=t.id, at=now, actor="system", action="reminded",
                      note=f"{_STAGE_WORD[stage]}时限提醒")
             await _write(session, unit)
@@ -130,7 +130,7 @@ async def escalate_overdue(engine: AsyncEngine, now: datetime, second_after: tim
                 if not staff:
                     log.warning("ticket %s: nobody to receive %s", t.number, _LEVEL_NAME[reached])
                 for openid in _openids(staff):
-                    notify(unit, openid, _escalation_text(t, stage, due, reached), now, t.id)
+                    notify(unit, openid, _escalation_text(t, stage, due, reached), now, about=_about(t))
                 unit.add(TicketEvent, ticket_id=t.id, at=now, actor="system", action="escalated",
                          note=_LEVEL_NAME[reached])
             await _write(session, unit)
@@ -151,7 +151,7 @@ async def close_unrated(engine: AsyncEngine, now: datetime, rating_timeout: time
                     .values(status=closed_status, close_reason="unrated", closed_at=now, updated_at=now)):
                 continue
             unit = Unit()
-            notify(unit, t.openid, _unrated_text(t, rating_timeout), now, t.id)
+            notify(unit, t.openid, _unrated_text(t, rating_timeout), now, about=_about(t))
             unit.add(TicketEvent, ticket_id=t.id, at=now, actor="system", action="closed", note="未评价")
             await _write(session, unit)
         closed += 1
@@ -252,21 +252,20 @@ async def _write(session: AsyncSession, unit: Unit) -> None:
 
 
 # -- what staff and residents read ---------------------------------------------------------------------------------
-def _category_name(code: str) -> str:
-    category = nlp.CATEGORIES.get(code)
-    return category.name if category else code
+def _about(t):
+    return dispatch.ticket_subject(t.id, t.number, t.status)
 
 
 def _reminder_text(t, stage: str, due: datetime) -> str:
     word = _STAGE_WORD[stage]
     how = f"回复“签收 {t.number}”" if stage == "response" else f"办完回复“办结 {t.number} 办理情况”"
-    return f"【催办】编号 {t.number}（{_category_name(t.category)}）须在{local_time(due)}前{word}，请抓紧。{how}"
+    return f"【催办】编号 {t.number}（{category_name(t.category)}）须在{local_time(due)}前{word}，请抓紧。{how}"
 
 
 def _escalation_text(t, stage: str, due: datetime, level: int) -> str:
     word = _STAGE_WORD[stage]
     ask = "请督促办理。" if level == 1 else "请社区协调处理。"
-    return (f"【{_LEVEL_NAME[level]}】编号 {t.number}（{_category_name(t.category)}）{word}时限{local_time(due)}"
+    return (f"【{_LEVEL_NAME[level]}】编号 {t.number}（{category_name(t.category)}）{word}时限{local_time(due)}"
             f"已过，仍未{word}。{ask}回复“工单 {t.number}”看详情。")
 
 

@@ -1,18 +1,33 @@
 """Notices to people other than the sender: outbox rows written in the same unit as the change.
 
 The sender (bot/sender.py) delivers them later through the WeChat API, so a notice is never lost
-between a committed change and a failed send.
+between a committed change and a failed send. A notice may be about something (a ticket, a wish, a vote):
+its `Subject` names it, with the number and the status word a template message shows.
 """
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from storage.models import Outbox
 from storage.writer import Unit
 
 
-def notify(unit: Unit, openid: str, text: str, now: datetime, ticket_id: int | None = None) -> None:
-    unit.add(Outbox, openid=openid, text=text, ticket_id=ticket_id, status="pending", attempts=0,
+class Subject(NamedTuple):
+    kind: str  # ticket, wish, proposal, vote …
+    id: int
+    number: str  # as the person reads it (with its check digit)
+    phrase: str  # its status in at most 5 characters (a template field), e.g. 待签收
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+def notify(unit: Unit, openid: str, text: str, now: datetime, *, about: Subject | None = None) -> None:
+    ticket_id = about.id if about is not None and about.kind == "ticket" else None
+    unit.add(Outbox, openid=openid, text=text, ticket_id=ticket_id, about=about.key if about else "",
+             ref=about.number if about else "", phrase=about.phrase if about else "", status="pending", attempts=0,
              next_attempt_at=now, created_at=now, last_error="")
 
 

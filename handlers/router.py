@@ -1,90 +1,97 @@
-"""Which handler answers a message: menu click, command, conversation step, then the classifier."""
+"""The hallway: every message passes the same stages, in this order, and the order is the precedence.
+
+  1. normalise    NFKC, invisible characters out (handlers/normalise.py; the record keeps the original)
+  2. emergency    an emergency in any words, in any state, past any limit: advice, a ticket, an alert
+  3. limit        past the per-person rate limit: a polite reply, nothing stored
+  4. events       subscribe, menu clicks (by key)
+  5. commands     exact words, then patterns, router by router in the order included below
+  6. the question the last question this person was asked (a bare digit answers it and nothing else)
+  7. media        pictures, places, voice notes: attached to the ticket just opened
+  8. free text    router by router: a bare number, a code, an address, then a new matter
+A command never falls into a dialogue: it is answered, and the dialogue stays open unless the answer asks
+a new question. Adding a capability is its module and one `include_router` line here.
+"""
 from __future__ import annotations
 
-import re
-
 import nlp
-from handlers import accounts, rating, staff, texts, tickets
+from handlers import accounts, rating, staff, texts, tickets, welcome
 from handlers.context import Context
+from handlers.routing import QUESTION_KEY, Router, Table, Turn, dump_question, load_question
 from handlers.types import Inbound, Outcome
 
-_QUERY = re.compile(r"^\s*(?:查询|查|进度)\s*[:：]?\s*(\d{2,12})\s*$")
-_QUERY_WITHOUT_NUMBER = re.compile(r"^\s*查询")
-_MIN_COMPLAINT_CHARS = 5  # shorter and without a single keyword: not understood, ask instead of filing
-_MY_TICKETS = {"我的诉求", "我的问题", "我的反映", "诉求", "2"}
-_HELP = {"帮助", "help", "?", "？", "菜单", "4", "你好", "您好", "在吗"}
-_REPORT_HINT = {"反映问题", "反映", "投诉", "1"}
-_QUERY_HINT = {"查询", "查询进度", "3"}
+root = Router("linli")
+root.include_router(welcome.router)
+root.include_router(accounts.router)
+root.include_router(staff.router)
+root.include_router(rating.router)
+root.include_router(tickets.router)
+TABLE = Table(root)
 
-# Menu CLICK keys (bot/menu.json) lead to the same functions as the typed commands.
-_CLICKS = {"REPORT": "report", "MY_TICKETS": "my_tickets", "QUERY": "query", "HELP": "help", accounts.BIND_KEY: "bind"}
+# Per-person state keys every message may need: read ahead with its dedupe claim, in the same round trip.
+PERSON_KEYS = (QUESTION_KEY, *tickets.STATE_KEYS)
 
 
-async def route(msg: Inbound, ctx: Context) -> Outcome:
+async def route(msg: Inbound, ctx: Context, *, over_limit: bool = False) -> Outcome:
+    """The reply (and the writes) for one message. `over_limit`: the person is past the rate limit."""
+    raw = await ctx.state.get(QUESTION_KEY + msg.openid)
+    turn = Turn(msg, ctx, load_question(raw))
+    outcome = await _stages(turn, over_limit)
+    await _keep_question(turn, outcome)
+    return outcome
+
+
+async def _stages(turn: Turn, over_limit: bool) -> Outcome:
+    msg = turn.msg
+    words = turn.text and (msg.kind == "text" or msg.kind == "voice")
+    if words and (heard := await _emergency(turn)) is not None:
+        return heard
+    if over_limit:
+        return Outcome(texts.RATE_LIMITED)
     if msg.kind == "event":
-        return await _event(msg, ctx)
-    if msg.kind == "text":
-        return await _text(msg, ctx, msg.text)
-    if msg.kind == "voice" and msg.text and not await ctx.state.get("last_ticket:" + msg.openid):
-        return await _text(msg, ctx, msg.text)  # speech recognised: as if typed
-    if msg.kind in ("image", "location", "voice", "video", "shortvideo"):
-        return await tickets.attach_media(msg, ctx)
+        handler = TABLE.clicks.get(msg.event_key) if msg.event == "click" else TABLE.events.get(msg.event)
+        if handler is None:
+            return Outcome(None)  # unsubscribe, view, location reports …: nothing to say
+        return await handler(turn)
+    if msg.kind == "text" or (msg.kind == "voice" and msg.text and not await tickets.attaching(turn)):
+        if not turn.text:
+            return welcome.welcome(turn)
+        if (out := await TABLE.command(turn)) is not None:
+            return out
+        if (out := await TABLE.answer(turn)) is not None:
+            return out
+        for handler in TABLE.free_text:
+            if (out := await handler(turn)) is not None:
+                return out
+        return welcome.welcome(turn, texts.NOT_UNDERSTOOD)
+    if (handler := TABLE.media.get(msg.kind)) is not None:
+        return await handler(turn)
     return Outcome(None)  # links, files and new kinds of message: WeChat gets `success`
 
 
-async def _event(msg: Inbound, ctx: Context) -> Outcome:
-    if msg.event in ("subscribe", "subscribe_scan", "scan"):
-        return Outcome(texts.WELCOME)
-    if msg.event == "click":
-        return await _command(_CLICKS.get(msg.event_key, "help"), msg, ctx)
-    return Outcome(None)  # unsubscribe, view, location reports …: nothing to say
+async def _emergency(turn: Turn) -> Outcome | None:
+    """Stage 2: the emergency words are looked for first, before any dialogue or limit can take them. A staff
+    member's command about a ticket ("办结 100009 火已扑灭") is work on that ticket, not a new emergency."""
+    if nlp.emergency(turn.text) is None:
+        return None
+    if staff.is_ticket_command(turn.words) and await turn.ctx.directory.is_staff(turn.openid):
+        return None
+    return await tickets.open_ticket(turn)
 
 
-async def _command(name: str, msg: Inbound, ctx: Context) -> Outcome:
-    if name == "report":
-        return Outcome(texts.HOW_TO_REPORT)
-    if name == "my_tickets":
-        return await tickets.list_tickets(msg, ctx)
-    if name == "query":
-        return Outcome(texts.HOW_TO_QUERY)
-    if name == "bind":
-        return await accounts.start_binding(msg, ctx)
-    return Outcome(texts.HELP)
+async def _keep_question(turn: Turn, outcome: Outcome) -> None:
+    """Save the question this reply asked (or forget the one it closed), once the message's writes commit."""
+    asked = turn.asked
+    if asked is Turn._UNCHANGED or (asked is None and turn.question is None):
+        return
+    ctx, key = turn.ctx, QUESTION_KEY + turn.openid
 
+    async def save() -> None:
+        if asked is None:
+            await ctx.state.delete(key)
+        else:
+            await ctx.state.set(key, dump_question(asked), TABLE.timeout_of(asked, ctx))
 
-async def _text(msg: Inbound, ctx: Context, text: str) -> Outcome:
-    text = text.strip()
-    if not text:
-        return Outcome(texts.HELP)
-    conversation = await ctx.conversation(msg.openid)
-    if (out := await accounts.handle(msg, ctx, conversation)) is not None:
-        return out
-    choosing = conversation.get("step") == "choose_category"
-    if choosing and (answered := await tickets.choose_category(msg, ctx, conversation)) is not None:
-        return answered
-    if (handled := await staff.handle(msg, ctx)) is not None:
-        return handled
-    if text in ("1", "2", "3") and (resolved := await rating.awaiting(ctx, msg.openid)):
-        return await rating.answer(msg, ctx, resolved)  # the last question they were asked
-    if m := _QUERY.match(text):
-        return await tickets.show_ticket(msg, ctx, m.group(1))
-    if text in _MY_TICKETS:
-        return await tickets.list_tickets(msg, ctx)
-    if text.lower() in _HELP:
-        return Outcome(texts.WELCOME)
-    if text in _REPORT_HINT:
-        return Outcome(texts.HOW_TO_REPORT)
-    if text in _QUERY_HINT or _QUERY_WITHOUT_NUMBER.match(text):
-        return Outcome(texts.HOW_TO_QUERY)
-    if choosing and len(text) <= 6:  # not a command, too short to be a new complaint: ask again
-        names = [nlp.CATEGORIES[c].name for c in conversation["options"]]
-        return Outcome(texts.choose_again(names))
-    # A longer message is a new matter; a ticket waiting for its category keeps its best guess.
-    verdict = nlp.classify(text)
-    if verdict.intent == "smalltalk":
-        return Outcome(texts.SMALLTALK)
-    if not verdict.keywords and len(text) < _MIN_COMPLAINT_CHARS and not verdict.emergency:
-        return Outcome(texts.NOT_UNDERSTOOD)
-    if verdict.intent == "status":
-        return await tickets.list_tickets(msg, ctx)
-    return await tickets.open_ticket(msg, ctx, text, verdict)
+    if outcome.unit is not None:
+        outcome.after_commit.append(save)
+    else:
+        await save()

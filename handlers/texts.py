@@ -20,7 +20,7 @@ HELP = (
     "· 可以接着发照片、位置或语音，会补充到同一件事里\n"
     "· 回复“我的诉求”看您反映过的事\n"
     "· 回复“查询 编号”看某一件的进度\n"
-    "回复数字：1 反映问题  2 我的诉求"
+    "回复数字：1 反映问题  2 我的诉求  3 查询进度"
 )
 
 HOW_TO_REPORT = "请直接打字告诉我您遇到的问题，说清楚在哪里、什么情况。也可以发照片、位置或语音。"
@@ -28,7 +28,9 @@ HOW_TO_QUERY = "请回复“查询”加编号，例如：查询 100007\n不记�
 SMALLTALK = "不客气，有事随时找我！遇到问题直接打字告诉我就行。回复“帮助”看看能做什么。"
 RATE_LIMITED = "您发得有点快，请歇一会儿，一分钟后再发。已经收到的内容不会丢。"
 TRY_AGAIN_LATER = "抱歉，系统有点忙，这条消息没有记上。请过两分钟再发一次。"
-NOT_UNDERSTOOD = "没太明白您的意思。请说说遇到了什么问题，或回复数字：\n1 反映问题\n2 我的诉求\n4 使用帮助"
+NOT_UNDERSTOOD = "没太明白您的意思。请说说遇到了什么问题，或回复数字：\n1 反映问题\n2 我的诉求\n3 查询进度\n4 使用帮助"
+NO_QUESTION = "您回复的数字没有对应的问题。请回复数字：\n1 反映问题\n2 我的诉求\n3 查询进度\n4 使用帮助"
+LEFT_TO_DUTY_DESK = "好的，这件事先交给社区值班人员安排，会尽快联系您。"
 NO_TICKETS = "您还没有反映过问题。直接打字告诉我遇到的事就可以。"
 
 ROUTE_NAMES = {
@@ -68,6 +70,28 @@ EVENT_NAMES = {
 }
 
 RATING_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
+# A status in at most 5 characters: the phrase field of a template message (WeChat's limit).
+STATUS_WORDS = {"submitted": "已受理", "dispatched": "待签收", "accepted": "办理中", "resolved": "已办结",
+                "reopened": "重新办理", "closed": "已结束"}
+# What residents read of a staff member's unit, and what staff read of each other's.
+UNIT_NAMES = {"grid_worker": "网格员", "property": "物业", "owners_committee": "业委会", "residents_committee": "居委会",
+              "mediation": "调解委员会", "duty_desk": "社区值班", "admin": "社区"}
+
+
+def category_name(code: str) -> str:
+    import nlp
+
+    category = nlp.CATEGORIES.get(code)
+    return category.name if category else code
+
+
+def number_not_understood(number: str) -> str:
+    return (f"“{number}”不是有效的编号。编号是6位以上的数字，在回执里“编号：”后面。\n"
+            "请回复数字：\n1 反映问题\n2 我的诉求\n3 查询进度\n4 使用帮助")
+
+
+def pick_from_list(count: int) -> str:
+    return f"请回复 1 到 {count} 的数字看那一件，或回复“查询 编号”。"
 
 
 def with_kept_notices(notices: list[str], reply: str) -> str:
@@ -94,8 +118,14 @@ def receipt(number: str, category_name: str, handler: str, response_hours: int, 
     )
 
 
-def emergency_advice(call: str) -> str:
-    return f"【紧急】如有危险，请先离开危险地方，马上拨打 {call}！我们已通知社区加急处理。\n"
+def emergency_advice(code: str) -> str:
+    import nlp
+
+    return f"【紧急】如有危险，请先离开危险地方，马上拨打 {nlp.EMERGENCIES[code].call}！我们已通知社区加急处理。\n"
+
+
+def emergency_again(number: str) -> str:
+    return f"这件紧急的事已经在加急处理，编号：{number}\n还有情况请接着说，或直接打电话。"
 
 
 def repeat_progress(number: str, status: str) -> str:
@@ -106,8 +136,8 @@ def repeat_progress(number: str, status: str) -> str:
 # --- for staff -----------------------------------------------------------------------------------------
 
 def new_ticket_notice(number: str, category_name: str, text: str, where: str, response_hours: float,
-                      households: int, *, lead: bool) -> str:
-    head = "【新工单】" if lead else "【协办】"
+                      households: int, *, lead: bool, emergency: bool = False) -> str:
+    head = ("【紧急】" if emergency else "") + ("【新工单】" if lead else "【协办】")
     voices = f"（{households}户反映）" if households > 1 else ""
     lines = [f"{head}编号 {number}｜{category_name}{voices}", f"内容：{_short(text, 40)}"]
     if where:
@@ -118,7 +148,8 @@ def new_ticket_notice(number: str, category_name: str, text: str, where: str, re
 
 
 def emergency_notice(number: str, text: str, where: str) -> str:
-    return f"【紧急】编号 {number}：{_short(text, 40)}\n地点：{where or '未知'}\n请立即处理，已告知居民拨打急救/报警电话。"
+    return (f"【紧急】编号 {number}：{_short(text, 40)}\n地点：{where or '未知'}\n"
+            f"请立即处理，已告知居民拨打急救/报警电话。看详情：回复“工单 {number}”")
 
 
 def hotspot_notice(category_name: str, where: str, households: int, number: str) -> str:
@@ -170,11 +201,46 @@ def ticket_status(number: str, category_name: str, status: str, text: str, histo
     return "\n".join(lines)
 
 
+_STAFF_ONLY = {"reminded"}  # the handler's own reminders: nothing a resident needs to read
+_REASON_HIDDEN = {"reassigned", "returned", "escalated"}  # staff's reasons stay among staff
+
+
+def _unit_of(note: str, names: dict[str, str]) -> tuple[str, str]:
+    """A dispatch note is "route" or "route：reason" (older rows carry the unit's name instead of its code)."""
+    head, _, reason = note.partition("：")
+    return names.get(head, ROUTE_NAMES.get(head, head)), reason
+
+
+def timeline(events, *, for_staff: bool) -> list[tuple[datetime, str]]:
+    """A ticket's history as its reader may see it: staff everything; residents no staff-only entry and no
+    reason a colleague gave a colleague, and every unit named in plain words."""
+    names = UNIT_NAMES if for_staff else ROUTE_NAMES
+    lines = []
+    for e in events:
+        action, note = e.action, e.note or ""
+        if not for_staff and action in _STAFF_ONLY:
+            continue
+        if action in ("dispatched", "reassigned", "returned"):
+            unit, reason = _unit_of(note, names)
+            if action == "dispatched":
+                text = f"交给{unit}" if not for_staff else f"派给：{unit}"
+            elif action == "reassigned":
+                text = f"转交给{unit}办理" if not for_staff else f"转派：{unit}" + (f"（{reason}）" if reason else "")
+            else:
+                text = "重新安排办理人" if not for_staff else "退回重派" + (f"（{reason}）" if reason else "")
+        elif not for_staff and action in _REASON_HIDDEN:
+            text = EVENT_NAMES.get(action, action)
+        else:
+            text = EVENT_NAMES.get(action, action) + (f"：{note}" if note else "")
+        lines.append((e.at, text))
+    return lines
+
+
 def ticket_list(items: list[tuple[str, str, str, datetime]]) -> str:
     lines = ["您最近反映的事："]
-    lines += [f"{i}. {number} {_short(text, 12)}｜{STATUS_NAMES.get(status, status)}｜{local_time(at)}"
+    lines += [f"{i} {number} {_short(text, 12)}｜{STATUS_NAMES.get(status, status)}｜{local_time(at)}"
               for i, (number, text, status, at) in enumerate(items, 1)]
-    lines.append("回复“查询 编号”看详情。")
+    lines.append("回复数字看那一件的进度。")
     return "\n".join(lines)
 
 
@@ -199,25 +265,48 @@ NEED_REASON = "请写上原因，例如：转派 100009 物业 属于电梯维�
 UNKNOWN_TARGET = "转派给谁？请写：物业、业委会、居委会、调解、网格员 或 值班"
 
 
+STAFF_PAGE = 10  # tickets per page of a staff list; `下一页` shows the next
+
+
 def staff_ticket_line(number: str, category_name: str, text: str, due: datetime | None, now: datetime,
-                      households: int) -> str:
-    late = "【逾期】" if due is not None and due < now else ""
+                      households: int, emergency: bool = False) -> str:
+    flags = ("【紧急】" if emergency else "") + ("【逾期】" if due is not None and due < now else "")
     voices = f"（{households}户）" if households > 1 else ""
     until = f"｜限{local_time(due)}" if due is not None else ""
-    return f"{late}{number} {category_name}{voices}｜{_short(text, 14)}{until}"
+    return f"{flags}{number} {category_name}{voices}｜{_short(text, 14)}{until}"
 
 
-def staff_list(title: str, lines: list[str]) -> str:
-    return "\n".join([f"{title}（{len(lines)}件）：", *lines[:10], "回复“工单 编号”看详情，“签收 编号”签收。"])
+def staff_list(title: str, total: int, offset: int, lines: list[str]) -> str:
+    """One page of a staff list: the most urgent first (emergencies, then the nearest deadline)."""
+    first, last = offset + 1, offset + len(lines)
+    span = f"，第{first}–{last}件" if total > len(lines) else ""
+    tail = "回复“下一页”看后面的；" if last < total else ""
+    return "\n".join([f"{title}（共{total}件{span}，最急的在前）：", *lines,
+                      f"{tail}回复“工单 编号”看详情，“签收 编号”签收。"])
+
+
+def staff_summary(counts: dict[str, int]) -> str:
+    return "，".join(f"{name}{counts[key]}件" for key, name in (("waiting", "待签收"), ("doing", "办理中"),
+                                                             ("late", "逾期")))
+
+
+def nothing_late(counts: dict[str, int]) -> str:
+    return f"没有逾期的工单。{staff_summary(counts)}。回复“待签收”或“办理中”查看。"
+
+
+NO_MORE_PAGES = "后面没有了。回复“待签收”“办理中”或“逾期”重新看。"
+NEED_NUMBER = "请在命令后面写上编号，例如：签收 100009\n不记得编号？回复“待签收”看列表。"
 
 
 def staff_ticket_detail(number: str, category_name: str, status: str, text: str, where: str, resident: str,
-                        history: list[tuple[datetime, str]]) -> str:
+                        history: list[tuple[datetime, str]], handler: str = "") -> str:
     lines = [f"编号 {number}（{category_name}）{STATUS_NAMES.get(status, status)}", f"内容：{_short(text, 80)}"]
     if where:
         lines.append(f"地点：{where}")
     if resident:
         lines.append(f"居民：{resident}")
+    if handler:
+        lines.append(f"办理人：{handler}")
     lines += [f"· {local_time(at)} {what}" for at, what in history[-6:]]
     return "\n".join(lines)
 
@@ -263,6 +352,24 @@ def reassigned_reply(number: str, target: str) -> str:
     return f"已把编号 {number} 转派给{target}。"
 
 
+def resident_reassigned(number: str, target: str) -> str:
+    return f"您反映的问题（编号 {number}）已转交给{target}办理，会尽快联系您。"
+
+
+def resident_returned(number: str) -> str:
+    return f"您反映的问题（编号 {number}）正在重新安排合适的人办理，会尽快联系您。"
+
+
+def previous_handler_told(number: str, verb: str, who: str, target: str) -> str:
+    return f"【工单变动】编号 {number} 已由{who}{verb}给{target}，您不用再处理了。"
+
+
+def grid_needed(number: str, grids: list[str]) -> str:
+    listed = "、".join(grids) if grids else "（还没有导入网格）"
+    return (f"编号 {number} 的居民还没有绑定住址，不知道是哪个网格。请写上网格，例如：\n"
+            f"转派 {number} 网格员 1 原因\n可选的网格：{listed}")
+
+
 def returned_reply(number: str) -> str:
     return f"已退回编号 {number}，值班人员会重新派单。"
 
@@ -273,8 +380,13 @@ def cannot_now(number: str, status: str) -> str:
 
 # --- the resident's rating -----------------------------------------------------------------------------
 
-def ask_rating(number: str) -> str:
-    return f"谢谢！您对编号 {number} 的办理结果满意吗？回复数字：\n1 满意\n2 基本满意\n3 不满意"
+def ask_rating(number: str, solved: bool | None = None) -> str:
+    lead = "谢谢！" if solved is not False else "知道了，会再交给办理人。"
+    return f"{lead}您对编号 {number} 的办理态度和过程满意吗？回复数字：\n1 满意\n2 基本满意\n3 不满意"
+
+
+def nothing_to_rate(number: str) -> str:
+    return f"编号 {number} 现在没有等您评价的结果。回复“查询 {number}”看进度。"
 
 
 def ask_solved_again(number: str) -> str:
@@ -285,7 +397,11 @@ def thanks_closed(number: str) -> str:
     return f"感谢您的评价！编号 {number} 已结束。以后有事随时找我。"
 
 
-def reopened_reply(number: str) -> str:
+def reopened_reply(number: str, solved: bool | None, rating: int) -> str:
+    """The answer fits what the resident said: 没解决 with 基本满意 is thanks, not an apology for the manner."""
+    if solved is False and rating in (1, 2):
+        return (f"谢谢您的评价。问题还没解决，编号 {number} 已重新交给办理人，"
+                "并告知了社区负责人，会尽快再联系您。")
     return f"抱歉没让您满意。编号 {number} 已重新交给办理人，并告知了社区负责人，会尽快再联系您。"
 
 

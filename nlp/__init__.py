@@ -2,6 +2,7 @@
 
 Public interface used by the handlers (keep it stable):
     classify(text) -> Verdict
+    emergency(text) -> str | None   the emergency kind alone (the rules, not the classifier)
     warm_up()               load the jieba dictionary and the keyword tables (call once at start)
     CATEGORIES              code -> Category (name, route, time limits, urgency, co_routes)
 Also: EMERGENCIES (code -> Emergency(name, call)), load(model_dir) -> Classifier, DEFAULT_MODEL.
@@ -20,7 +21,7 @@ DEFAULT_MODEL = Path(__file__).with_name("tables") / "community"
 
 __all__ = [
     "CATEGORIES", "EMERGENCIES", "ROUTES_OK", "Category", "Emergency", "Verdict", "Classifier",
-    "classify", "warm_up", "load", "DEFAULT_MODEL",
+    "classify", "emergency", "warm_up", "load", "DEFAULT_MODEL",
 ]
 
 
@@ -124,3 +125,10 @@ def classify(text: str) -> Verdict:
         v = Verdict("other", v.confidence, v.keywords, v.candidates, True, v.intent, v.emergency, v.urgency,
                     v.evidence)
     return v
+
+
+def emergency(text: str) -> str | None:
+    """The emergency kind in a message, or None: the rules alone, without the classifier (cheap enough to
+    ask of every message before anything else)."""
+    c = _default or warm_up()
+    return c.rules.emergency(c.normalize(text), normalized=True)

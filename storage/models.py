@@ -264,6 +264,9 @@ class Outbox(Base):
     openid: Mapped[str] = mapped_column(String(64), index=True)
     text: Mapped[str] = mapped_column(Text)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), nullable=True)
+    about: Mapped[str] = mapped_column(String(64), default="", server_default="")  # "ticket:10003", "wish:…"
+    ref: Mapped[str] = mapped_column(String(16), default="", server_default="")  # its number, as people read it
+    phrase: Mapped[str] = mapped_column(String(8), default="", server_default="")  # its status word (≤ 5 chars)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, kept, shown, dead
     channel: Mapped[str | None] = mapped_column(String(16), nullable=True)  # custom, template, kept
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 # One operation of a batch: ("get", key) | ("set", key, value, ttl_s) | ("delete", key)
 #                          | ("claim", key, value, ttl_s) | ("hit", key, window_s)
+#                          | ("release", key, value): delete the key only if it still holds this value
+#                          | ("remember", key, value, ttl_s): set it if absent; the value it held before, or None
 Op = tuple
 
 
@@ -59,7 +61,7 @@ class MemoryState:
         self._expiring: dict[int, list[str]] = {}
         self._seconds: list[int] = []
         self._ops = {"get": self._live, "set": self._put, "delete": self._drop, "claim": self._claim,
-                     "hit": self._hit}
+                     "hit": self._hit, "release": self._release, "remember": self._remember}
 
     # The operations take the time once per call or batch (a batch is one moment, as in Redis's script).
     def _live(self, key: str, now: float) -> str | None:
@@ -97,6 +99,15 @@ class MemoryState:
             return False
         self._put(key, value, ttl_s, now)
         return True
+
+    def _release(self, key: str, value: str, now: float) -> None:
+        if self._live(key, now) == value:
+            del self._data[key]
+
+    def _remember(self, key: str, value: str, ttl_s: float, now: float) -> str | None:
+        if (before := self._live(key, now)) is None:
+            self._put(key, value, ttl_s, now)
+        return before
 
     def _hit(self, key: str, window_s: float, now: float) -> int:
         item = self._live(key, now)
@@ -177,6 +188,12 @@ for _, op in ipairs(cjson.decode(ARGV[1])) do
     redis.call('SET', key, op[3], 'PX', op[4]); out[n] = false
   elseif kind == 'claim' then
     out[n] = redis.call('SET', key, op[3], 'PX', op[4], 'NX') and 1 or 0
+  elseif kind == 'release' then
+    if redis.call('GET', key) == op[3] then redis.call('DEL', key) end
+    out[n] = false
+  elseif kind == 'remember' then
+    out[n] = redis.call('GET', key)
+    if not out[n] then redis.call('SET', key, op[3], 'PX', op[4]) end
   elseif kind == 'hit' then
     out[n] = redis.call('INCR', key)
     if out[n] == 1 then redis.call('PEXPIRE', key, op[3]) end
@@ -247,12 +264,14 @@ class RedisState:
                     wire[-1][1].append(self._p + op[1])
                 else:
                     wire.append(("mget", [self._p + op[1]]))
-            elif kind in ("set", "claim"):
+            elif kind in ("set", "claim", "remember"):
                 wire.append((kind, self._p + op[1], op[2], max(1, int(op[3] * 1000))))
             elif kind == "hit":
                 wire.append((kind, self._p + op[1], max(1, int(op[2] * 1000))))
             elif kind == "delete":
                 wire.append((kind, self._p + op[1]))
+            elif kind == "release":
+                wire.append((kind, self._p + op[1], op[2]))
             else:
                 raise ValueError(f"unknown state operation {kind!r}")
         fut = asyncio.get_running_loop().create_future()
@@ -327,7 +346,9 @@ class RedisState:
 def _result(op: Op, value):
     if op[0] == "claim":
         return value == 1
-    return None if op[0] in ("set", "delete") else value
+    if op[0] == "remember":
+        return value or None  # Lua's false for "absent"
+    return None if op[0] in ("set", "delete", "release") else value
 
 
 def open_state(redis_url: str | None, prefix: str = "linli:") -> StateStore:
@@ -396,6 +417,18 @@ class ScopedState:
             scope.writes = []
         if ops and not (scope and scope.degraded):
             await self.inner.batch(ops)
+
+    async def refresh(self, keys: list[str]) -> None:
+        """Read these keys again into the current scope (someone else may have changed them meanwhile)."""
+        scope = _scope.get()
+        if scope is None or scope.degraded or not keys:
+            return
+        try:
+            values = await self.inner.get_many(keys)
+        except Exception as exc:
+            log.warning("shared state unreachable, keeping what was read: %s", exc)
+            return
+        scope.values.update(zip(keys, values))
 
     async def get(self, key: str) -> str | None:
         scope = _scope.get()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Attachment, InboundMessage, Ticket, TicketEvent
@@ -62,3 +62,54 @@ async def orphan_attachment_ids(session: AsyncSession, openid: str, since: datet
 async def stored_reply(session: AsyncSession, dedupe_key: str) -> str | None:
     return (await session.execute(
         select(InboundMessage.reply).where(InboundMessage.dedupe_key == dedupe_key))).scalar_one_or_none()
+
+
+# ---- staff lists: what a person's roles let them see, the most urgent first -----------------------------
+
+_WORKING = ("dispatched", "accepted", "reopened")
+
+
+def visible_to(roles) -> object:
+    """Open tickets a person may see in lists: routed to their body (their grid for grid workers) and not
+    yet accepted, or accepted by them; an admin sees every open ticket."""
+    if any(r.role == "admin" for r in roles):
+        return Ticket.status.in_(_WORKING)
+    ids = [r.id for r in roles]
+    bodies = [and_(Ticket.route == r.role, Ticket.grid_id == r.grid_id) if r.role == "grid_worker"
+              else Ticket.route == r.role for r in roles]
+    return or_(Ticket.assignee_id.in_(ids), and_(Ticket.assignee_id.is_(None), or_(*bodies)))
+
+
+def _current_due():
+    return case((Ticket.status == "dispatched", Ticket.response_due), else_=Ticket.resolve_due)
+
+
+def _which(which: str, now: datetime):
+    if which == "waiting":
+        return Ticket.status == "dispatched"
+    if which == "doing":
+        return Ticket.status.in_(("accepted", "reopened"))
+    if which == "late":
+        return _current_due() < now
+    return true()
+
+
+async def staff_queue(session: AsyncSession, visible, which: str, now: datetime, offset: int,
+                      limit: int) -> tuple[int, list[Ticket]]:
+    """(how many, one page) of a staff list: emergencies first, then the nearest deadline, then the oldest."""
+    where = (visible, Ticket.status.in_(_WORKING), _which(which, now))
+    total = (await session.execute(select(func.count()).select_from(Ticket).where(*where))).scalar_one()
+    due = _current_due()
+    rows = await session.execute(select(Ticket).where(*where).order_by(
+        Ticket.emergency.is_(None), due.is_(None), due, Ticket.id).offset(offset).limit(limit))
+    return total, list(rows.scalars())
+
+
+async def staff_counts(session: AsyncSession, visible, now: datetime) -> dict[str, int]:
+    """How many of a person's visible tickets wait, are in hand, and are late: one query."""
+    late = _current_due() < now
+    row = (await session.execute(select(
+        func.count().filter(Ticket.status == "dispatched"),
+        func.count().filter(Ticket.status.in_(("accepted", "reopened"))),
+        func.count().filter(late)).where(visible, Ticket.status.in_(_WORKING)))).one()
+    return {"waiting": row[0], "doing": row[1], "late": row[2]}

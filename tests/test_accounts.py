@@ -1,6 +1,8 @@
 """Binding through the webhook: residents to a household (code or address + grid worker), staff by invite code."""
 from __future__ import annotations
 
+from handlers.routing import open_question
+
 import asyncio
 from datetime import timedelta
 from pathlib import Path
@@ -61,7 +63,7 @@ async def test_household_code_binds_at_once(wechat, community):
     row = await resident(community, "r1")
     assert (row.status, row.is_owner) == ("bound", True) and row.bound_at is not None
     assert (await place_of(community, "r1"))[1] == row.household_id
-    assert await community.ctx.conversation("r1") == {}
+    assert await open_question(community.ctx, "r1") is None
 
 
 async def test_several_residents_share_a_household(wechat, community):
@@ -124,7 +126,7 @@ async def test_nonsense_mid_dialogue_is_asked_again_and_0_leaves(wechat, communi
     reply = await wechat.send("r1", "9栋9单元909")
     assert "没有找到" in reply and "回复 0 退出" in reply
     assert "已退出绑定" in await wechat.send("r1", "0")
-    assert await community.ctx.conversation("r1") == {}
+    assert await open_question(community.ctx, "r1") is None
     assert await resident(community, "r1") is None
 
 
@@ -141,7 +143,7 @@ async def test_three_wrong_answers_end_the_dialogue_kindly(wechat, community):
     await wechat.send("r1", "啊")
     await wechat.send("r1", "哦")
     assert "户号" in await wechat.send("r1", "嗯")
-    assert await community.ctx.conversation("r1") == {}
+    assert await open_question(community.ctx, "r1") is None
 
 
 async def test_an_ambiguous_address_offers_numbered_choices(wechat, community):
@@ -192,7 +194,7 @@ async def test_an_invite_code_works_once(wechat, community):
 async def test_an_invite_code_mid_binding_still_binds_the_role(wechat, community):
     await wechat.send("s1", "绑定")
     assert "居委会成员" in await wechat.send("s1", await invite(community, "residents_committee"))
-    assert await community.ctx.conversation("s1") == {}
+    assert await open_question(community.ctx, "s1") is None
 
 
 async def test_a_retried_push_gets_the_same_answer(wechat, community):

@@ -30,7 +30,7 @@ def test_official_safe_mode_sample_decrypts():
              "msg_signature": "5d197aaffba7e9b25a30732f161a50dee96bd5fa"}
     push = gateway.open(query, body.encode())
     assert push.encrypted and push.inbound.text == "abcdteT"
-    assert push.inbound.dedupe_key == "m:6054768590064713728"
+    assert push.inbound.dedupe_key == "m:oyORnuP8q7ou2gfYjqLzSIWZf0rs:6054768590064713728"  # keyed by sender
     assert push.inbound.openid == "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
     with pytest.raises(Rejected) as stale:  # the default window refuses the same capture
         Gateway("spamtest", "wx2c2769f8efd9abc2", AES_KEY).open(query, body.encode())

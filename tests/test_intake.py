@@ -110,14 +110,25 @@ async def test_unsure_classification_asks_with_numbered_choices(wechat, service)
     number = number_in(reply)
     assert len(await tickets_of(service, "r12")) == 1  # stored before asking: nothing lost
     assert "请回复一个数字" in await wechat.send("r12", "啥")  # nonsense: asked again, question kept
-    assert number in await wechat.send("r12", "我的诉求")  # a command is answered, the question stays open
+    assert number in await wechat.send("r12", f"查询 {number}")  # a command is answered, the question stays open
     assert "查询" in await wechat.send("r12", "查询 abc")
     answer = await wechat.send("r12", "1")
-    assert number in answer
+    assert number in answer and "归为" in answer
     ticket = (await tickets_of(service, "r12"))[0]
     async with service.ctx.sessions() as s:
         actions = list((await s.execute(select(TicketEvent.action).where(TicketEvent.ticket_id == ticket.id))).scalars())
     assert actions == ["created", "dispatched", "categorised"]
+
+
+async def test_a_newer_question_owns_the_digit(wechat, service):
+    """`我的诉求` numbers the tickets: after it, 1 opens ticket 1 instead of answering the category question."""
+    number = number_in(await wechat.send("r12b", "那个东西又出问题了，麻烦来看看吧"))
+    listing = await wechat.send("r12b", "我的诉求")
+    assert f"1 {number}" in listing
+    shown = await wechat.send("r12b", "1")
+    assert f"编号 {number}" in shown and "现在：" in shown
+    ticket = (await tickets_of(service, "r12b"))[0]
+    assert ticket.confidence < 1.0  # not categorised by the digit
 
 
 async def test_gibberish_and_smalltalk_file_nothing(wechat, service):

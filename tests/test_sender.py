@@ -14,7 +14,7 @@ from bot import sender as sender_module
 from bot.sender import OutboxSender, dead_letters, progress_template, retry_dead, show_kept
 from bot.standin import STANDIN_STATE, StandinState, create_standin
 from bot.wechat_api import WeChatAPI
-from handlers.notify import notify
+from handlers.notify import Subject, notify
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import Outbox, Ticket
@@ -93,10 +93,10 @@ def make_sender(make_engine, make_api, now):
     return make
 
 
-async def add_notices(engine, now: TravellingNow, *notices: tuple[str, str], ticket_id: int | None = None) -> None:
+async def add_notices(engine, now: TravellingNow, *notices: tuple[str, str], about: Subject | None = None) -> None:
     unit = Unit()
     for openid, text in notices:
-        notify(unit, openid, text, now(), ticket_id)
+        notify(unit, openid, text, now(), about=about)
     async with engine.begin() as conn:
         for table, row in unit.inserts:
             await conn.execute(insert(table), [row])
@@ -142,7 +142,7 @@ async def test_a_closed_window_falls_back_to_the_progress_template(wechat, make_
             id=10007, number="100071", openid=RESIDENT, text="3栋门口垃圾", category="environment",
             confidence=0.9, status="accepted", created_at=now(), updated_at=now()))
     text = "您反映的问题（编号 100071）已由网格员签收，正在办理，请耐心等待回复。"
-    await add_notices(sender._engine, now, (RESIDENT, text), ticket_id=10007)
+    await add_notices(sender._engine, now, (RESIDENT, text), about=Subject("ticket", 10007, "100071", "办理中"))
     assert await sender.run_once() == 1
     [message] = await sent(wechat)
     assert (message["kind"], message["template_id"]) == ("template", TEMPLATE)
@@ -152,9 +152,9 @@ async def test_a_closed_window_falls_back_to_the_progress_template(wechat, make_
 
 
 def test_the_template_fits_wechat_limits_without_a_ticket():
-    data = progress_template("短通知", START, None)
+    data = progress_template("短通知", START)
     assert data == {"thing1": "短通知", "character_string2": "无", "phrase3": "通知", "time4": "2026年11月22日 10:00"}
-    assert all(len(v) <= 20 for v in progress_template("长" * 50, START, None).values())
+    assert all(len(v) <= 20 for v in progress_template("长" * 50, START).values())
 
 
 async def test_without_a_template_the_notice_is_kept_for_the_next_message(wechat, make_sender, now):

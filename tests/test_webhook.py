@@ -49,12 +49,12 @@ async def test_a_retry_waiting_on_a_failed_first_delivery_handles_the_push_at_on
 
     real_route, calls = bot.delivery.route, []
 
-    async def crashes_first(msg, ctx):
+    async def crashes_first(msg, ctx, **options):
         calls.append(msg.dedupe_key)
         if len(calls) == 1:
             await asyncio.sleep(0.2)  # the retry arrives meanwhile and waits for this delivery
             raise RuntimeError("handler crashed")
-        return await real_route(msg, ctx)
+        return await real_route(msg, ctx, **options)
 
     monkeypatch.setattr(bot.delivery, "route", crashes_first)
     xml = wechat.xml("resident-3", "text", Content="楼下的井盖松了，踩上去会晃")
