@@ -336,6 +336,7 @@ class Wish(Base):
     # The current claim: claim_round counts claims (a released claim's claimers keep their old round).
     claim_round: Mapped[int] = mapped_column(Integer, default=0)
     group_claim: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimer_count: Mapped[int] = mapped_column(Integer, default=0)  # a guarded update keeps a group within its cap
     claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     progress_at: Mapped[datetime | None] = mapped_column(nullable=True)  # the claimers' last step
     fulfilled_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -50,6 +50,7 @@ def upgrade() -> None:
     sa.Column('approved_at', sa.DateTime(), nullable=True),
     sa.Column('claim_round', sa.Integer(), nullable=False),
     sa.Column('group_claim', sa.Boolean(), nullable=False),
+    sa.Column('claimer_count', sa.Integer(), nullable=False),
     sa.Column('claimed_at', sa.DateTime(), nullable=True),
     sa.Column('progress_at', sa.DateTime(), nullable=True),
     sa.Column('fulfilled_at', sa.DateTime(), nullable=True),
