@@ -16,6 +16,8 @@ STATUS_NAMES = {
     "withdrawn": "已撤回",
 }
 
+MEMBER_STATUS_NAMES = {"claimed": "正在办", "fulfilled": "已上报，等居民确认", "closed": "已圆梦"}
+
 
 def kind_name(kind: str | None) -> str:
     return KINDS.get(kind or "", "待分类")
@@ -320,7 +322,7 @@ def my_service(items: list[tuple[str, str, str, str]], total_minutes: int) -> st
     if not items:
         return "您还没有认领过心愿。回复“心愿墙”看看。"
     lines = [f"您的服务（已确认时长共{hours_text(total_minutes) if total_minutes else '0小时'}）："]
-    lines += [f"{i}. 编号 {number} {short(text, 12)}｜{state}{('｜' + share) if share else ''}"
+    lines += [f"{i}. 编号 {number} {short(text, 16)}｜{state}{('｜' + share) if share else ''}"
               for i, (number, text, state, share) in enumerate(items, 1)]
     return "\n".join(lines)
 

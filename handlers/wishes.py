@@ -476,7 +476,8 @@ async def claim(session: AsyncSession, who: str | Actor, ref: str, now: datetime
     return WishResult("claimed", T.claimed_reply(w.number, group), unit, T.already_claimed(w.number), w.number)
 
 
-async def join(session: AsyncSession, who: str | Actor, ref: str, now: datetime, limits: Limits = Limits()) -> WishResult:
+async def join(session: AsyncSession, who: str | Actor, ref: str, now: datetime,
+               limits: Limits = Limits()) -> WishResult:
     """加入 编号: a member joins a group claim while it has room (the guard counts the members, so a full
     group, a release or a fulfilment in the meantime each refuse the join)."""
     actor = await actor_of(session, who)
@@ -602,8 +603,10 @@ async def my_service(session: AsyncSession, who: str | Actor) -> WishResult:
         return WishResult("not_member", T.NOT_MEMBER)
     items = []
     for s in await repo.member_service(session, actor.openid):
-        state = "已放回心愿墙" if s.released else T.STATUS_NAMES.get(s.status, s.status)
-        share = T.hours_text(s.minutes) if s.minutes and not s.released else ""
+        state = "已放回心愿墙" if s.released else T.MEMBER_STATUS_NAMES.get(s.status, s.status)
+        share = ""
+        if s.minutes and not s.released:
+            share = T.hours_text(s.minutes) + ("" if s.status == "closed" else "（待确认）")
         items.append((s.number, s.text, state + ("" if s.lead else "（团队）"), share))
     total = await repo.confirmed_minutes(session, actor.openid)
     return WishResult("service", T.my_service(items, total), detail={"minutes": total})
@@ -636,12 +639,11 @@ async def chase_reviews(engine: AsyncEngine, now: datetime, limits: Limits) -> i
                     Wish.reminded.is_(wish.reminded)).values(**values)):
                 continue
             unit = Unit()
-            if stage == "escalate":
-                recipients, text, action = await _heads(session), T.review_escalation(wish.number, wish.review_due), "escalated"
-            else:
-                recipients, text, action = await _reviewers(session), T.review_reminder(wish.number, wish.review_due), "reminded"
-            for openid in recipients:
+            escalate = stage == "escalate"
+            text = (T.review_escalation if escalate else T.review_reminder)(wish.number, wish.review_due)
+            for openid in await (_heads(session) if escalate else _reviewers(session)):
                 notify(unit, openid, text, now)
+            action = "escalated" if escalate else "reminded"
             _event(unit, wish.id, now, "system", action, "审核时限")
             await _flush(session, unit)
         moved += 1
@@ -770,3 +772,85 @@ async def wish_detail(session: AsyncSession, ref: str) -> dict | None:
         "events": [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "note": e.note}
                    for e in await repo.timeline(session, wish.id)],
     }
+
+
+# -- the demo community ---------------------------------------------------------------------------------------------
+DEMO_ZHAO = "demo-party-zhao"  # 赵党员, the demo's second Party member (bot/demo.py IDENTITIES should name him)
+DEMO_MEMBERS = {  # name -> (work unit, skills, time offered)
+    "刘党员": ("区税务局", "水电维修", "周末"),
+    "赵党员": ("市第一医院", "量血压、健康咨询", "工作日晚上"),
+}
+
+
+async def seed_demo_wishes(engine: AsyncEngine, identities: Mapping[str, str], now: datetime, *,
+                           ids: IdAllocator | None = None) -> None:
+    """After storage.community.seed_demo: the two Party members registered (报到) in 幸福里社区 with their work
+    units, and wishes of 张阿姨 and 李大爷 in every status, made through the use cases themselves (so their
+    timelines and notices are real). Idempotent: once the demo residents have wishes, it adds none.
+    `ids` should be the service's allocator (ctx.ticket_ids); without it one is made on the same sequence."""
+    from storage.community import DEMO_COMMUNITY
+    from storage.db import sessionmaker
+    from storage.models import Community
+
+    zhang, li = identities.get("张阿姨"), identities.get("李大爷")
+    members = {name: identities.get(name, DEMO_ZHAO if name == "赵党员" else None) for name in DEMO_MEMBERS}
+    liu, zhao = members["刘党员"], members["赵党员"]
+    chen = identities.get("陈主任")
+    if not (zhang and li and liu and zhao and chen):
+        raise ValueError("seed_demo_wishes needs 张阿姨, 李大爷, 刘党员 and 陈主任 (and 赵党员's openid)")
+    sessions = sessionmaker(engine)
+    own_ids = ids is None
+    ids = ids or IdAllocator(engine, "tickets", start=10000)  # bot.app.FIRST_TICKET_ID: the one number space
+    writer = Writer(engine)
+    async with sessions() as session, session.begin():
+        if not (await session.execute(select(Staff.id).where(Staff.openid == zhao,
+                                                             Staff.role == "party_member"))).first():
+            session.add(Staff(openid=zhao, role="party_member", grid_id=None, is_head=False, name="赵党员",
+                              active=True, created_at=now))
+        community = (await session.execute(select(Community.name).where(Community.code == DEMO_COMMUNITY))).scalar_one()
+        seeded = (await session.execute(select(Wish.id).where(Wish.openid.in_((zhang, li))).limit(1))).first()
+
+    async def step(use_case, *args, **kw) -> WishResult:
+        async with sessions() as session:
+            result = await commit(writer, await use_case(session, *args, **kw))
+        if result.code in ("conflict", "not_found", "not_allowed", "not_now"):
+            raise RuntimeError(f"demo wish step {use_case.__name__} failed: {result.reply}")
+        return result
+
+    try:
+        for name, (unit, skills, time_offered) in DEMO_MEMBERS.items():
+            await step(register, members[name], now, unit=unit, skills=skills, time_offered=time_offered,
+                       community=community, name=name)
+        if seeded:
+            return
+        day = timedelta(days=1)
+
+        async def wish(who: str, text: str, days_ago: float) -> str:
+            return (await step(submit, ids, who, text, now - days_ago * day)).number
+
+        async def approved(who: str, text: str, days_ago: float, kind: str) -> str:
+            number = await wish(who, text, days_ago)
+            await step(review, chen, number, now - (days_ago - 0.2) * day, approve=True, kind=kind)
+            return number
+
+        done = await approved(zhang, "厨房的灯泡坏了，想请人帮忙换一下", 12, "service")  # closed: a group's work
+        await step(claim, liu, done, now - 11 * day, group=True)
+        await step(join, zhao, done, now - 11 * day)
+        await step(relay, liu, done, "阿姨好，我们周六上午来换灯泡，方便吗？", now - 10.5 * day)
+        await step(fulfil, liu, done, "换好了新的节能灯泡，顺便检查了电线 用时1小时", now - 10 * day)
+        await step(confirm, zhang, done, now - 9.5 * day)
+        waiting = await approved(zhang, "想请人陪我去社区医院量血压", 5, "service")  # fulfilled, to confirm
+        await step(claim, zhao, waiting, now - 4 * day)
+        await step(fulfil, zhao, waiting, "陪阿姨量了血压，一切正常 用时1.5小时", now - 1 * day)
+        gone = await wish(zhang, "想请人帮忙取一下快递", 3)  # withdrawn
+        await step(withdraw, zhang, gone, now - 2.9 * day)
+        await wish(zhang, "想找人教我用手机和孙子视频通话", 0.1)  # submitted: 待审核
+        await approved(li, "眼睛花了，想要一副老花镜", 2, "material")  # approved: on the wall
+        fixing = await approved(li, "家里的水龙头一直漏水，想请人修一下", 3, "service")  # claimed
+        await step(claim, liu, fixing, now - 2 * day)
+        no = await wish(li, "想要一台新电视", 6)  # rejected
+        await step(review, chen, no, now - 5 * day, approve=False, reason="微心愿是小而实的需要，这个不在范围内，可以问问居委会别的帮扶")
+    finally:
+        await writer.stop()
+        if own_ids:
+            await ids.settled()

@@ -149,7 +149,8 @@ async def joinable(session: AsyncSession, community_id: int, max_group: int, lim
         WishClaimer.wish_id == Wish.id, WishClaimer.round == Wish.claim_round, WishClaimer.released_at.is_(None))
         .scalar_subquery())
     rows = await session.execute(
-        select(Wish.number, Wish.kind, Building.name, Wish.public_text, size).join(Building, Building.id == Wish.building_id)
+        select(Wish.number, Wish.kind, Building.name, Wish.public_text, size)
+        .join(Building, Building.id == Wish.building_id)
         .where(Wish.community_id == community_id, Wish.status == "claimed", Wish.group_claim.is_(True),
                size < max_group)
         .order_by(Wish.claimed_at.desc(), Wish.id.desc()).limit(limit))

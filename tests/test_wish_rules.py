@@ -73,7 +73,9 @@ def test_final_statuses_are_final_and_every_status_is_reachable():
     while frontier:
         status = frontier.pop()
         for action in ACTIONS:
-            if rules.allowed(status, action, ROLES) and (nxt := rules.next_status(status, action, ROLES)) not in reached:
+            if not rules.allowed(status, action, ROLES):
+                continue
+            if (nxt := rules.next_status(status, action, ROLES)) not in reached:
                 reached.add(nxt)
                 frontier.append(nxt)
     assert reached == {NEW, *STATUSES}
@@ -194,7 +196,8 @@ def test_stages_never_go_back_as_time_passes(start, a, b):
     early, late = sorted((a, b))
     order = {"fresh": 0, "waiting": 0, "remind": 1, "release": 2, "expire": 2, "escalate": 2}
     limits = Limits()
-    assert order[rules.claim_stage(start + early, start, limits)] <= order[rules.claim_stage(start + late, start, limits)]
+    assert order[rules.claim_stage(start + early, start, limits)] <= order[
+        rules.claim_stage(start + late, start, limits)]
     assert order[rules.confirm_stage(start + early, start, limits)] <= order[
         rules.confirm_stage(start + late, start, limits)]
     due = rules.review_due(start, limits)
