@@ -71,6 +71,11 @@ def not_yours(number: str) -> str:
     return f"编号 {number} 的心愿，这一步不归您操作。"
 
 
+def changed(number: str) -> str:
+    """Someone else changed the wish a moment ago (a lost race)."""
+    return f"编号 {number} 的心愿刚刚有了变化，请回复“我的心愿”或“心愿墙”看看现在的情况。"
+
+
 def cannot_now(number: str, status: str) -> str:
     return f"编号 {number} 的心愿现在{STATUS_NAMES.get(status, status)}，不能这样操作。"
 

@@ -69,7 +69,7 @@ async def commit(writer: Writer, result: WishResult) -> WishResult:
     try:
         await writer.write(result.unit)
     except Conflict:
-        return WishResult("conflict", result.conflict_reply or T.cannot_now(result.number or "", ""),
+        return WishResult("conflict", result.conflict_reply or T.changed(result.number or ""),
                           number=result.number)
     return result
 
@@ -261,7 +261,7 @@ async def share_phone(session: AsyncSession, who: str | Actor, now: datetime, re
     _event(unit, w.wish.id, now, actor.openid, "phone_shared", mask_phone(phone))
     for openid in w.claimer_openids():
         notify(unit, openid, T.phone_for_member(w.number, phone), now)
-    return WishResult("shared", T.phone_shared(w.number), unit, T.cannot_now(w.number, "changed"), w.number)
+    return WishResult("shared", T.phone_shared(w.number), unit, T.changed(w.number), w.number)
 
 
 async def confirm(session: AsyncSession, who: str | Actor, ref: str, now: datetime) -> WishResult:
@@ -277,7 +277,7 @@ async def confirm(session: AsyncSession, who: str | Actor, ref: str, now: dateti
     _event(unit, w.wish.id, now, w.wish.openid, "confirmed")
     for claimer in w.claimers:
         notify(unit, claimer.openid, T.member_confirmed(w.number, claimer.minutes), now)
-    return WishResult("confirmed", T.confirmed_reply(w.number), unit, T.cannot_now(w.number, "closed"), w.number)
+    return WishResult("confirmed", T.confirmed_reply(w.number), unit, T.changed(w.number), w.number)
 
 
 async def dispute(session: AsyncSession, who: str | Actor, ref: str, reason: str, now: datetime) -> WishResult:
@@ -298,7 +298,7 @@ async def dispute(session: AsyncSession, who: str | Actor, ref: str, reason: str
         notify(unit, openid, T.member_disputed(w.number, reason), now)
     for openid in await _committee(session):
         notify(unit, openid, T.committee_disputed(w.number, w.wish.public_text, reason), now)
-    return WishResult("disputed", T.disputed_reply(w.number), unit, T.cannot_now(w.number, "changed"), w.number)
+    return WishResult("disputed", T.disputed_reply(w.number), unit, T.changed(w.number), w.number)
 
 
 # -- reviewers ----------------------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ async def review(session: AsyncSession, who: str | Actor, ref: str, now: datetim
     if text != w.wish.public_text:
         _event(unit, w.wish.id, now, actor.openid, "edited", text)
     return WishResult("approved" if approve else "rejected", T.reviewed_reply(w.number, approve, kind), unit,
-                      T.cannot_now(w.number, "reviewed"), w.number)
+                      T.changed(w.number), w.number)
 
 
 async def edit(session: AsyncSession, who: str | Actor, ref: str, now: datetime, *, public_text: str | None = None,
@@ -371,7 +371,7 @@ async def edit(session: AsyncSession, who: str | Actor, ref: str, now: datetime,
     unit = Unit()
     unit.guards.append(_guard(w, public_text=text, kind=kind, updated_at=now))
     _event(unit, w.wish.id, now, actor.openid, "edited", f"{T.kind_name(kind)}｜{text}")
-    return WishResult("edited", T.edited_reply(w.number, kind, text), unit, T.cannot_now(w.number, "changed"),
+    return WishResult("edited", T.edited_reply(w.number, kind, text), unit, T.changed(w.number),
                       w.number)
 
 
@@ -544,7 +544,7 @@ async def fulfil(session: AsyncSession, who: str | Actor, ref: str, note: str, n
         if openid != actor_openid:
             notify(unit, openid, T.member_fulfilled(w.number, title, minutes), now)
     return WishResult("fulfilled", T.fulfilled_reply(w.number, minutes, len(w.claimers)), unit,
-                      T.join_too_late(w.number), w.number)
+                      T.changed(w.number), w.number)
 
 
 async def attach_photo(session: AsyncSession, who: str | Actor, ref: str, now: datetime, *, media_id: str = "",

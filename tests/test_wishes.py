@@ -354,3 +354,12 @@ async def test_the_outcome_carries_the_unit_and_the_conflict_reply_for_the_chat(
     assert "已经被其他党员认领" in outcome.conflict_reply
     async with world.sessions() as session:  # nothing is written before the unit is committed
         assert (await session.execute(select(Wish.status).where(Wish.number == number))).scalar_one() == "approved"
+
+
+async def test_a_lost_race_is_explained_in_chinese(world):
+    number = await world.claimed()
+    await world.run(wishes.fulfil, LIU, number, "好了 用时1小时", NOW)
+    confirmation = await world.decide(wishes.confirm, ZHANG, number, NOW)
+    assert (await world.run(wishes.dispute, ZHANG, number, "还没好", NOW)).code == "disputed"
+    late = await wishes.commit(world.writer, confirmation)
+    assert late.code == "conflict" and number in late.reply and re.fullmatch(r"[^a-zA-Z]+", late.reply)
