@@ -49,7 +49,7 @@ def receipt(number: str, review_hours: float) -> str:
 
 
 def too_many(max_open: int, numbers: list[str]) -> str:
-    return (f"您已经有{len(numbers)}个心愿还没完成（{'、'.join(numbers)}），每户最多同时{max_open}个。\n"
+    return (f"您已经有{len(numbers)}个心愿还没完成（{'、'.join(numbers)}），每人最多同时{max_open}个。\n"
             "等其中一个圆梦后再登记，或回复“撤回 编号”撤回一个还没被认领的。")
 
 
