@@ -40,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--file", type=Path, default=MENU_FILE, help=f"menu JSON (default: {MENU_FILE.name})")
     push.set_defaults(run=_menu_push)
 
-    from bot import admin_cli, sender
+    from bot import admin_cli, sender, wish_cli
 
     admin_cli.register(commands)
+    wish_cli.register(commands)
     outbox = commands.add_parser("outbox", help="notifications that could not be delivered")
     sender.register(outbox.add_subparsers(dest="outbox_command", required=True))
 

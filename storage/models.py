@@ -288,3 +288,117 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
+
+
+# ---- Micro-wishes (微心愿) and in-service Party members (在职党员): handlers/wishes.py, docs/wishes.md ----------
+
+class PartyMember(Base):
+    """A Party member's 报到: the community where they live (whose wish wall they see), work unit, what they offer.
+
+    The party_member staff role (bound with an invite code) says who is a Party member; this row says where.
+    """
+
+    __tablename__ = "party_members"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(50), default="")
+    unit: Mapped[str] = mapped_column(String(100), default="")  # 工作单位
+    skills: Mapped[str] = mapped_column(String(200), default="")
+    time_offered: Mapped[str] = mapped_column(String(100), default="")
+    registered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Wish(Base):
+    """微心愿: a resident's small need, reviewed by the community, claimed and fulfilled by Party members.
+
+    `id` comes from the tickets' id sequence (one number space), `number` is read aloud. `text` is what the
+    resident wrote, `public_text` what the wall shows (the reviewer may edit it). Status: handlers.wish_rules.
+    """
+
+    __tablename__ = "wishes"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"))
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    text: Mapped[str] = mapped_column(Text)
+    public_text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # material, service, public
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    review_due: Mapped[datetime]
+    reviewed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reject_reason: Mapped[str] = mapped_column(Text, default="")
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)  # on the wall since (newest first)
+    # The current claim: claim_round counts claims (a released claim's claimers keep their old round).
+    claim_round: Mapped[int] = mapped_column(Integer, default=0)
+    group_claim: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimer_count: Mapped[int] = mapped_column(Integer, default=0)  # a guarded update keeps a group within its cap
+    claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    progress_at: Mapped[datetime | None] = mapped_column(nullable=True)  # the claimers' last step
+    fulfilled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    close_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)  # confirmed, unconfirmed
+    # Chasing the current stage (review, claim, confirmation); reset whenever the stage changes.
+    reminded: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    story: Mapped[str] = mapped_column(Text, default="")  # 说明 of the fulfilment, kept for publicity
+    minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the group's reported time
+    shared_phone: Mapped[str] = mapped_column(String(20), default="")  # 同意留电话: shown to the claimers
+    phone_shared_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (Index("ix_wishes_status_community", "status", "community_id"),)
+
+
+class WishEvent(Base):
+    """Append-only timeline of a wish: who did what, when and why."""
+
+    __tablename__ = "wish_events"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    wish_id: Mapped[int] = mapped_column(ForeignKey("wishes.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # an openid, "system", or "cli"
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class WishClaimer(Base):
+    """A Party member in a wish's claim: the one who claimed (`lead`) and those who joined a group claim.
+
+    `minutes` is their share of the reported time (handlers.wish_rules.share_minutes); it counts once the
+    wish is closed. A released claim keeps its rows (released_at set) as the member's history.
+    """
+
+    __tablename__ = "wish_claimers"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    wish_id: Mapped[int] = mapped_column(ForeignKey("wishes.id"))
+    round: Mapped[int] = mapped_column(Integer)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    lead: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[datetime]
+    released_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (UniqueConstraint("wish_id", "round", "openid"),)
+
+
+class WishPhoto(Base):
+    """A picture of a wish: the resident's (`wish`) or the fulfilment's proof (`proof`, with the story)."""
+
+    __tablename__ = "wish_photos"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    wish_id: Mapped[int] = mapped_column(ForeignKey("wishes.id"), index=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16))  # wish, proof
+    media_id: Mapped[str] = mapped_column(String(200), default="")
+    url: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
