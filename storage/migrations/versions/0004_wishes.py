@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0004_wishes'
-down_revision = '0001'
+down_revision = '0002_hallway'
 branch_labels = None
 depends_on = None
 
