@@ -25,7 +25,8 @@ from bot.webhook import add_webhook_routes
 from bot.wechat_api import WeChatAPI
 from handlers.context import Context, utcnow
 from handlers.dispatch import Directory
-from handlers.followup import followup_jobs, load_time_limits
+from handlers.followup import load_time_limits
+from handlers.router import scheduled_jobs
 from handlers.tickets import remember_open_complainants
 from storage.db import Reader, create_engine, sessionmaker
 from storage.ids import IdAllocator
@@ -120,9 +121,9 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
                                       on_kept=service.delivery.mark_kept)
     else:
         log.warning("LINLI_WECHAT_APPID/SECRET not set: notices stay in the outbox until they are")
-    service.scheduler = Scheduler(engine, holder=worker, now=now, jobs=followup_jobs(
+    service.scheduler = Scheduler(engine, holder=worker, now=now, jobs=scheduled_jobs(
         engine, second_after=timedelta(hours=settings.escalate_second_h),
-        rating_timeout=timedelta(hours=settings.rating_timeout_h)))
+        rating_timeout=timedelta(hours=settings.rating_timeout_h), wish_limits=settings.wish_limits))
     if background:
         service.start_background()
     return service

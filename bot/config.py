@@ -5,7 +5,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from storage.db import DEFAULT_URL, async_url
 
@@ -37,6 +37,13 @@ class Settings:
     rating_timeout_h: int = 72  # unrated this long after 办结: closed as 未评价
     hotspot_households: int = 5
     hotspot_window_h: int = 72
+    wish_limits: object = field(default=None)  # handlers.wishes.Limits, from LINLI_WISH_* (docs/wishes.md)
+
+    def __post_init__(self) -> None:
+        if self.wish_limits is None:
+            from handlers.wishes import Limits
+
+            object.__setattr__(self, "wish_limits", Limits())
 
     @property
     def embedded(self) -> bool:
@@ -108,6 +115,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except (OSError, TimeLimitsError) as exc:
             raise ConfigError(f"LINLI_TIME_LIMITS_FILE is malformed: {exc}") from None
         values["time_limits_file"] = limits
+    from handlers.wishes import limits_from_env
+
+    try:
+        values["wish_limits"] = limits_from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if (sync := env.get("LINLI_SQLITE_SYNCHRONOUS")) is not None:
         if sync.upper() not in ("FULL", "NORMAL"):
             raise ConfigError("LINLI_SQLITE_SYNCHRONOUS is malformed: FULL or NORMAL")

@@ -13,8 +13,11 @@ a new question. Adding a capability is its module and one `include_router` line 
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import nlp
-from handlers import accounts, rating, staff, texts, tickets, welcome
+from handlers import accounts, rating, staff, texts, tickets, welcome, wishes
+from handlers.followup import followup_jobs
 from handlers.context import Context
 from handlers.routing import QUESTION_KEY, Router, Table, Turn, dump_question, load_question
 from handlers.types import Inbound, Outcome
@@ -29,6 +32,13 @@ TABLE = Table(root)
 
 # Per-person state keys every message may need: read ahead with its dedupe claim, in the same round trip.
 PERSON_KEYS = (QUESTION_KEY, *tickets.STATE_KEYS)
+
+
+def scheduled_jobs(engine, *, second_after: timedelta, rating_timeout: timedelta,
+                   wish_limits: wishes.Limits) -> list:
+    """Every capability's jobs, for the one scheduler: (name, interval_s, job(now))."""
+    return (followup_jobs(engine, second_after=second_after, rating_timeout=rating_timeout)
+            + wishes.jobs(engine, wish_limits))
 
 
 async def route(msg: Inbound, ctx: Context, *, over_limit: bool = False) -> Outcome:
