@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from cryptography import fernet
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.web.auth import csrf_matches, new_csrf_token
@@ -39,6 +40,7 @@ class Web:
 
 
 WEB = web.AppKey("web", Web)
+CSRF = web.RequestKey("csrf", str)
 
 
 class _DeferredFernet(fernet.Fernet):
@@ -59,17 +61,16 @@ class _DeferredFernet(fernet.Fernet):
 
 async def _stored_key(service) -> bytes:
     """The session key kept in the database, made by the first process that needs it."""
-    async with service.ctx.sessions() as session:
-        row = await session.get(WebSecret, "session_key")
-        if row is None:
-            try:
-                async with session.begin():
-                    session.add(WebSecret(name="session_key",
-                                          value=base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()))
-            except IntegrityError:  # another process made it first
-                pass
-            row = await session.get(WebSecret, "session_key", populate_existing=True)
-    return base64.urlsafe_b64decode(row.value.encode())
+    table = WebSecret.__table__
+    fresh = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    try:
+        async with service.engine.begin() as conn:
+            await conn.execute(table.insert().values(name="session_key", value=fresh))
+    except IntegrityError:  # made before, or by another process just now
+        pass
+    async with service.engine.connect() as conn:
+        value = (await conn.execute(select(table.c.value).where(table.c.name == "session_key"))).scalar_one()
+    return base64.urlsafe_b64decode(value.encode())
 
 
 def add_console_routes(app: web.Application, get_service: Callable, settings: WebSettings | None = None) -> None:
@@ -95,8 +96,7 @@ def add_console_routes(app: web.Application, get_service: Callable, settings: We
 
     app.on_startup.append(load_key)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
-                         autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-                         context_processors=[_template_globals])
+                         autoescape=jinja2.select_autoescape(default=True, default_for_string=True))
     app.router.add_static("/static/", HERE / "static", name="static")
     console.add_routes(app)
     h5.add_routes(app)
@@ -110,6 +110,7 @@ def _csrf_checked(handler):
         session = await aiohttp_session.get_session(request)
         if "csrf" not in session:
             session["csrf"] = new_csrf_token()
+        request[CSRF] = session["csrf"]  # for the templates' forms
         if request.method == "POST":
             form = await request.post()
             if not csrf_matches(session.get("csrf"), form.get("_csrf")):
@@ -121,8 +122,3 @@ def _csrf_checked(handler):
         return response
 
     return checked
-
-
-async def _template_globals(request: web.Request) -> dict:
-    session = await aiohttp_session.get_session(request)
-    return {"csrf": session.get("csrf", ""), "path": request.path}

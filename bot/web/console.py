@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, select
 
 import nlp
 from bot.sender import dead_letters, retry_dead
-from bot.web import WEB, auth
+from bot.web import CSRF, WEB, auth
 from bot.web.actions import ACTIONS, TARGETS, command_text, run_staff_command
 from handlers import texts
 from handlers.rates import Rates, percent
@@ -117,7 +117,8 @@ async def viewer(request: web.Request) -> Viewer:
 
 def render(template: str, request: web.Request, v: Viewer | None, **values) -> web.Response:
     nav = [s for s in SECTIONS if v is not None and s.visible(v)]
-    return aiohttp_jinja2.render_template(template, request, {"viewer": v, "nav": nav, **values})
+    return aiohttp_jinja2.render_template(template, request, {
+        "viewer": v, "nav": nav, "csrf": request.get(CSRF, ""), "path": request.path, **values})
 
 
 # -- login ---------------------------------------------------------------------------------------------
