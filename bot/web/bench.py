@@ -19,6 +19,7 @@ LIST_CASES = (
     ("category+month", {"category": "noise", "month": "M"}, "category=noise&month=M"),
     ("overdue", {"overdue": True}, "overdue=1"),
     ("page 50", {"page": 50}, "page=50"),
+    ("grid worker: open", {"status": "open", "scope": "worker"}, None),
 )
 
 
@@ -68,14 +69,16 @@ async def run_bench(url: str, runs: int) -> int:
                     return await raw.fetch(sql)
                 return raw.execute(sql)  # aiosqlite's connection
 
+            worker = list((await session.execute(select(Staff).where(Staff.openid == "bench-worker-1"))).scalars())
             for name, values, _ in LIST_CASES:
                 values = {k: (reports.month_bounds(month) if v == "M" else v) for k, v in values.items()}
+                scope = queries.ticket_scope(worker) if values.pop("scope", None) == "worker" else None
                 f = queries.TicketFilter(**values)
-                sqls = [_literal_sql(engine, queries.list_query(None, f, now, 20)),
-                        _literal_sql(engine, queries.count_query(None, f, now))]
+                sqls = [_literal_sql(engine, queries.list_query(scope, f, now, 20)),
+                        _literal_sql(engine, queries.count_query(scope, f, now))]
 
                 async def ours():
-                    await queries.ticket_page(session, None, f, now, 20)
+                    await queries.ticket_page(session, scope, f, now, 20)
 
                 async def bare():
                     for sql in sqls:
@@ -99,8 +102,10 @@ async def run_bench(url: str, runs: int) -> int:
             results.append((f"report {month}", await _timed(report, max(3, runs // 8)),
                             await _timed(bare_report, max(3, runs // 8))))
     # the page itself, through the whole app: session check, scope, query, template
+    import logging
     import os
 
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     os.environ.setdefault("LINLI_WECHAT_TOKEN", "benchtoken")
     settings = load_settings()
     app = create_app(settings, background=False)
@@ -108,6 +113,8 @@ async def run_bench(url: str, runs: int) -> int:
         link = await make_login_link(engine, BENCH_ADMIN, utcnow(), "")
         await client.get(link, allow_redirects=False)
         for name, _, query in LIST_CASES:
+            if query is None:
+                continue
             query = query.replace("M", month) if "month=M" in query else query
 
             async def page():
@@ -125,5 +132,14 @@ async def run_bench(url: str, runs: int) -> int:
         p50, p95, b50, b95 = _p(ours, .5), _p(ours, .95), _p(bare, .5), _p(bare, .95)
         print(f"{name:<28}{p50:>9.1f}{p95:>9.1f}{b50:>11.1f}{b95:>11.1f}{p95 / b95 if b95 else 0:>11.2f}")
         summary[name] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "plain_p95_ms": round(b95, 1)}
+    workbook_s = time.perf_counter()
+    from bot.web.exports import month_workbook
+
+    engine = create_engine(url)
+    size = len(await month_workbook(sessionmaker(engine), month, now))
+    workbook_s = time.perf_counter() - workbook_s
+    await engine.dispose()
+    print(f"workbook {month}: {size / 1e6:.1f} MB in {workbook_s:.1f} s")
+    summary["workbook_s"] = round(workbook_s, 1)
     print(json.dumps(summary, ensure_ascii=False))
     return 0

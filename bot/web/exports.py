@@ -63,11 +63,17 @@ def _build(month: str, table: dict[str, dict[str, Rates]], ticket_rows: list[lis
             sheet.append(_cells(sheet, _rate_row(name, r), percent_from=8))
     sheet = book.create_sheet("工单")
     sheet.append(TICKET_HEADER)
-    for row in ticket_rows:
-        sheet.append(_cells(sheet, row))
+    for row in ticket_rows:  # plain values (a cell object per value takes twice as long), formulas excepted
+        sheet.append([_text(sheet, v) if isinstance(v, str) and v[:1] == "=" else v for v in row])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def _text(sheet, value: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"  # a resident's words starting with '=' must not become a formula
+    return cell
 
 
 def _cells(sheet, values: list, percent_from: int | None = None) -> list[WriteOnlyCell]:

@@ -110,6 +110,6 @@ async def seed_tickets(engine: AsyncEngine, n: int, months: int, now: datetime,
         done += size
         progress(f"{done:,} / {n:,}")
     if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
+        async with engine.begin() as conn:  # committed: statistics roll back with their transaction
             await conn.exec_driver_sql("ANALYZE tickets")
     return done
