@@ -29,7 +29,7 @@ from bot.web import CSRF, WEB, auth
 from bot.web.actions import ACTIONS, TARGETS, command_text, run_staff_command
 from handlers import texts
 from handlers.rates import Rates, percent
-from handlers.report import TITLES, category_name, monthly, route_name
+from handlers.report import TITLES, category_name, monthly
 from storage import console as queries
 from storage import reports
 from storage.accounts import ROLE_NAMES, create_invite
@@ -221,7 +221,8 @@ def ticket_view(row, grids: dict[int, str], now: datetime) -> dict:
     late = row.status in ("dispatched", "accepted", "reopened") and due is not None and due < now
     return {"number": row.number, "text": row.text, "category": category_name(row.category),
             "status": texts.STATUS_NAMES.get(row.status, row.status), "status_code": row.status,
-            "grid": grids.get(row.grid_id, ""), "route": route_name(row.route), "created": local(row.created_at),
+            "grid": grids.get(row.grid_id, ""), "route": ROLE_NAMES.get(row.route, row.route),
+            "created": local(row.created_at),
             "due": local(due), "late": late, "emergency": bool(row.emergency)}
 
 
@@ -296,7 +297,7 @@ async def ticket_page(request: web.Request) -> web.Response:
     others = [a for a in attachments if a not in photos]
     return render("ticket.html", request, v, t=ticket_view(ticket, names, now_of(request)), ticket=ticket,
                   timeline=timeline, photos=photos, others=others, flash=flash, targets=TARGETS,
-                  nonce=uuid.uuid4().hex, route_names={k: route_name(k) for k in TARGETS})
+                  nonce=uuid.uuid4().hex, route_names={k: ROLE_NAMES[k] for k in TARGETS})
 
 
 async def ticket_action(request: web.Request) -> web.Response:
