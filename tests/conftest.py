@@ -233,8 +233,3 @@ def _warm_nlp():
 
     nlp.warm_up()
 
-
-@pytest.fixture
-def wechat_for(clock):
-    """A WeChat pushing to any test client (the web face's tests make their own)."""
-    return lambda client: WeChat(client, clock)

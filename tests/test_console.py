@@ -3,7 +3,6 @@ escaping, exports; the SQL monthly report against the pure rules."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import re
 import uuid
@@ -22,7 +21,8 @@ from handlers.rates import Facts, rates
 from handlers.report import monthly, render
 from storage import reports
 from storage.ids import ticket_number
-from storage.models import ConsoleSession, Outbox, Ticket
+from storage.models import Outbox, Ticket
+from tests.conftest import WeChat
 from tests.web_support import HOSTILE, PEOPLE, csrf, login, make_ticket, seed_people
 
 
@@ -185,9 +185,9 @@ def test_console_actions_are_the_chat_commands():
     assert command_text("delete", "100009") is None
 
 
-async def test_accepting_in_the_console_is_accepting_in_the_chat(web, wechat_for):
+async def test_accepting_in_the_console_is_accepting_in_the_chat(web, clock):
     service = web.app[SERVICE]
-    reply = await wechat_for(web).send(PEOPLE["张阿姨"], "楼道的灯坏了好几天了，晚上看不见")
+    reply = await WeChat(web, clock).send(PEOPLE["张阿姨"], "楼道的灯坏了好几天了，晚上看不见")
     number = re.search(r"编号：(\d+)", reply).group(1)
     await login(web, PEOPLE["王网格员"])
     page = await (await web.get(f"/console/tickets/{number}")).text()
@@ -214,8 +214,8 @@ async def test_accepting_in_the_console_is_accepting_in_the_chat(web, wechat_for
     assert "换了新灯泡" in page and "已签收" in page
 
 
-async def test_admin_escalates_to_the_residents_committee(web, wechat_for):
-    reply = await wechat_for(web).send(PEOPLE["张阿姨"], "楼下的垃圾三天没人收了")
+async def test_admin_escalates_to_the_residents_committee(web, clock):
+    reply = await WeChat(web, clock).send(PEOPLE["张阿姨"], "楼下的垃圾三天没人收了")
     number = re.search(r"编号：(\d+)", reply).group(1)
     await login(web, "s-admin")
     resp = await web.post(f"/console/tickets/{number}/act", data={

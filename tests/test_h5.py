@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import SERVICE, create_app
-from bot.standin import STANDIN_STATE, create_standin, start_standin
+from bot.standin import create_standin, start_standin
 from bot.web import WEB
 from bot.web.h5 import ticket_url
 from tests.conftest import APPID, TOKEN

@@ -13,8 +13,8 @@ import json
 import re
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -267,7 +267,6 @@ async def tickets_csv(request: web.Request) -> web.StreamResponse:
     await response.write(("\ufeff" + buffer.getvalue()).encode())  # the BOM: Excel reads UTF-8 then
     async with service(request).ctx.sessions() as db:
         names = dict((await db.execute(select(Grid.id, Grid.name))).all())
-        n = 0
         async for row in queries.ticket_rows(db, v.scope, f, now):
             t = ticket_view(row, names, now)
             buffer.seek(0)
@@ -275,7 +274,6 @@ async def tickets_csv(request: web.Request) -> web.StreamResponse:
             out.writerow([t["number"], t["created"], t["category"], t["status"], t["grid"], t["route"], t["due"],
                           spreadsheet_safe(t["text"])])
             await response.write(buffer.getvalue().encode())
-            n += 1
     await response.write_eof()
     return response
 
