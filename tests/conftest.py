@@ -232,4 +232,3 @@ def _warm_nlp():
     import nlp
 
     nlp.warm_up()
-
