@@ -21,6 +21,7 @@ from bot.delivery import Delivery, Limits
 from bot.gateway import Gateway
 from bot.scheduler import Scheduler
 from bot.sender import OutboxSender
+from bot.web import add_console_routes
 from bot.webhook import add_webhook_routes
 from bot.wechat_api import WeChatAPI
 from handlers.context import Context, utcnow
@@ -142,4 +143,5 @@ def create_app(settings: Settings, **service_options) -> web.Application:
 
     app.cleanup_ctx.append(lifecycle)
     add_webhook_routes(app, lambda: app[SERVICE])
+    add_console_routes(app, lambda: app[SERVICE])
     return app

@@ -49,10 +49,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from bot import bench
 
-    bench.register(commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_what", required=True))
+    from bot.web import cli as web_cli
+
+    bench_commands = commands.add_parser("bench", help="benchmarks").add_subparsers(dest="bench_what", required=True)
+    bench.register(bench_commands)
+    web_cli.register(commands)
+    web_cli.register_bench(bench_commands)
 
     report = commands.add_parser("report", help="the three rates per grid, worker, committee and category")
     report.add_argument("--month", required=True, help="YYYY-MM")
+    report.add_argument("--xlsx", type=Path, help="also write the month's workbook (as the console exports it)")
     report.set_defaults(run=_report)
 
     nlp_parser = commands.add_parser("nlp", help="train and evaluate the keyword classifier")
@@ -138,8 +144,13 @@ def _report(args) -> int:
     async def build() -> str:
         engine = create_engine(url)
         try:
+            now = utcnow()
+            if args.xlsx:
+                from bot.web.exports import month_workbook
+
+                args.xlsx.write_bytes(await month_workbook(sessionmaker(engine), args.month, now))
             async with sessionmaker(engine)() as session:
-                return render(args.month, await monthly(session, args.month, utcnow()))
+                return render(args.month, await monthly(session, args.month, now))
         finally:
             await engine.dispose()
 

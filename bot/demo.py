@@ -44,6 +44,20 @@ async def follow_the_account(standin_url: str) -> None:
                 resp.raise_for_status()
 
 
+async def open_web_face(app: web.Application, public_url: str, standin_url: str) -> str:
+    """The console and the H5 pages at the demo's address, WeChat's web OAuth at the stand-in; returns a
+    login link for 陈主任 (resident pages: /h5/tickets, the stand-in asks who opens them)."""
+    import dataclasses
+
+    from bot.web import WEB
+    from bot.web.auth import make_login_link
+
+    web_app = app[WEB]
+    web_app.settings = dataclasses.replace(web_app.settings, public_url=public_url, oauth_base=standin_url)
+    service = app[SERVICE]
+    return await make_login_link(service.ctx.sessions, IDENTITIES["陈主任"], service.ctx.now(), public_url)
+
+
 async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out=print) -> int:
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
     standin_app = create_standin(appid=DEMO_APPID, secret=DEMO_SECRET, token=DEMO_TOKEN, aes_key=DEMO_AES_KEY,
@@ -59,6 +73,7 @@ async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out
     standin_app[STANDIN_STATE].webhook_url = webhook
     await follow_the_account(standin.url)
     out(f"邻里演示：服务 {webhook}，微信替身 {standin.url}，数据在 {db_file}")
+    out("后台：" + await open_web_face(app, webhook.removesuffix("/wechat"), standin.url))
     out("身份：" + "、".join(IDENTITIES))
     try:
         await run_chat(standin.url, IDENTITIES, start_as="张阿姨", safe=safe, input_lines=input_lines, out=out)

@@ -4,6 +4,9 @@ It plays both sides the service meets in production:
 - the WeChat API under `/cgi-bin/...` (token, stable_token, message/custom/send, message/template/send,
   menu/create, menu/get) with the real JSON shapes and error codes, the customer-service window (a message
   opens 48 h / 5 sends, a click, subscribe or scan 1 min / 3), and a daily quota per API (45009);
+- WeChat's web OAuth for pages opened inside WeChat (`/connect/oauth2/authorize`, `/sns/oauth2/access_token`,
+  snsapi_base): codes for one use within 5 minutes, errors 40029 and 40163; the stand-in is told who opens
+  the page with `openid=` (else it lists the followers it knows to choose from);
 - the resident's phone (`POST /_standin/push`): builds the XML push WeChat would send, signs it (and encrypts
   it in safe mode), POSTs it to the service's webhook and reads the passive reply.
 
@@ -50,6 +53,8 @@ MENU_MAX_BUTTONS, MENU_MAX_SUB_BUTTONS = 3, 5
 MENU_NAME_MAX_BYTES, MENU_SUB_NAME_MAX_BYTES = 16, 60
 PUSH_TIMEOUT_S = 5.0             # WeChat gives the webhook 5 s to answer
 REMEMBERED_PUSHES = 10_000
+OAUTH_CODE_S = 300               # a web-OAuth code is good for 5 minutes, once
+OAUTH_SCOPES = ("snsapi_base", "snsapi_userinfo")
 
 ERRMSG = {
     -1: "system error",
@@ -63,6 +68,7 @@ ERRMSG = {
     40018: "invalid button name size",
     40023: "invalid sub button size",
     40025: "invalid sub button name size",
+    40029: "invalid code",
     40037: "invalid template_id",
     40125: "invalid appsecret",
     41001: "access_token missing",
@@ -76,6 +82,7 @@ ERRMSG = {
     46003: "menu no exist",
     47001: "data format error",
     47003: "argument invalid!",
+    40163: "code been used",
 }
 
 
@@ -119,6 +126,16 @@ class SentMessage:
     url: str | None = None
 
 
+@dataclass
+class OAuthCode:
+    """A web-OAuth code: for one openid of one appid, once, within OAUTH_CODE_S."""
+    openid: str
+    appid: str
+    scope: str
+    expires_at: float
+    used: bool = False
+
+
 class ApiError(Exception):
     def __init__(self, errcode: int, detail: str = "") -> None:
         super().__init__(errcode)
@@ -154,6 +171,7 @@ class StandinState:
         self._msg_ids = itertools.count(6_000_000_000_000_000_000 + secrets.randbelow(10**15))
         self._template_msg_ids = itertools.count(2_000_000_000 + secrets.randbelow(10**8))
         self.session: aiohttp.ClientSession | None = None
+        self.oauth_codes: dict[str, OAuthCode] = {}
 
     def now(self) -> float:
         return self._clock() + self.clock_offset
@@ -416,6 +434,60 @@ async def _menu_get(request: web.Request) -> web.Response:
     return web.json_response({"menu": state.menu})
 
 
+# -- web OAuth (网页授权): the resident's browser inside WeChat -------------------------------------------------
+def _oauth_page(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><meta name="viewport" '
+                             f'content="width=device-width, initial-scale=1"><title>微信授权</title><body>{body}</body></html>',
+                        status=status, content_type="text/html")
+
+
+async def _oauth_authorize(request: web.Request) -> web.Response:
+    """connect/oauth2/authorize: WeChat knows who opens the page, and (snsapi_base: silently) sends the browser
+    back to redirect_uri with a code. The stand-in learns who it is from `openid=` (remembered in a cookie),
+    else it asks: a list of the followers it knows."""
+    import html
+    from urllib.parse import urlencode
+
+    state, q = request.app[STANDIN_STATE], request.query
+    if q.get("appid") != state.appid or q.get("response_type") != "code" or q.get("scope") not in OAUTH_SCOPES:
+        return _oauth_page("<p>参数错误（appid、response_type 或 scope）</p>", 400)
+    redirect = q.get("redirect_uri", "")
+    if not redirect.startswith(("http://", "https://")):
+        return _oauth_page("<p>redirect_uri 参数错误</p>", 400)
+    openid = q.get("openid") or request.cookies.get("standin_openid")
+    if not openid:
+        links = "".join(
+            f'<li><a href="?{html.escape(urlencode({**q, "openid": o}))}">{html.escape(o)}</a></li>'
+            for o in state.followers) or "<li>还没有关注者：先用公众号发一条消息</li>"
+        return _oauth_page(f"<p>微信替身：以谁的身份打开？</p><ul>{links}</ul>")
+    code = secrets.token_urlsafe(24)
+    state.oauth_codes[code] = OAuthCode(openid, state.appid, q["scope"], state.now() + OAUTH_CODE_S)
+    back = redirect + ("&" if "?" in redirect else "?") + urlencode({"code": code, "state": q.get("state", "")})
+    response = web.HTTPFound(back)
+    response.set_cookie("standin_openid", openid, httponly=True, samesite="Lax")
+    raise response
+
+
+async def _oauth_access_token(request: web.Request) -> web.Response:
+    """sns/oauth2/access_token: trade a code for the openid (and a web access token, unused by Linli)."""
+    state, q = request.app[STANDIN_STATE], request.query
+    try:
+        state.check_credentials(q.get("appid", ""), q.get("secret", ""))
+        if q.get("grant_type") != "authorization_code":
+            raise ApiError(40002)
+        grant = state.oauth_codes.get(q.get("code", ""))
+        if grant is None or grant.appid != state.appid or grant.expires_at <= state.now():
+            raise ApiError(40029)
+        if grant.used:
+            raise ApiError(40163)
+    except ApiError as e:
+        return _error(e.errcode, e.detail)
+    grant.used = True
+    return web.json_response({"access_token": secrets.token_urlsafe(48), "expires_in": TOKEN_LIFETIME_S,
+                              "refresh_token": secrets.token_urlsafe(48), "openid": grant.openid,
+                              "scope": grant.scope})
+
+
 # -- control and inspection --------------------------------------------------------------------------------
 async def _control_body(request: web.Request) -> dict:
     try:
@@ -584,6 +656,8 @@ def create_standin(*, appid: str, secret: str, token: str, webhook_url: str, aes
     app.router.add_post("/cgi-bin/message/template/send", _template_send)
     app.router.add_post("/cgi-bin/menu/create", _menu_create)
     app.router.add_get("/cgi-bin/menu/get", _menu_get)
+    app.router.add_get("/connect/oauth2/authorize", _oauth_authorize)
+    app.router.add_get("/sns/oauth2/access_token", _oauth_access_token)
     app.router.add_post("/_standin/push", _push)
     app.router.add_post("/_standin/faults", _add_fault)
     app.router.add_delete("/_standin/faults", _clear_faults)

@@ -1,48 +1,67 @@
-"""`linli report --month YYYY-MM`: the three rates and 按期办结率 per grid, worker, committee and category."""
+"""`linli report --month YYYY-MM`: the three rates and 按期办结率 per grid, worker, committee and category.
+
+The database counts (storage.reports); this module names the groups and renders the table."""
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import nlp
 from handlers import texts
-from handlers.rates import Facts, Rates, percent, rates
-from storage.models import Grid, Staff, Ticket
+from handlers.rates import Rates, percent
+from storage import reports
+from storage.models import Grid, Staff
+from storage.reports import month_bounds  # noqa: F401  (the CLI checks the month with it)
 
 DIMENSIONS = ("grid", "worker", "committee", "category")
-_TITLES = {"grid": "网格", "worker": "办理人", "committee": "承办单位", "category": "类别"}
+TITLES = {"all": "全部", "grid": "网格", "worker": "办理人", "committee": "承办单位", "category": "类别"}
+NO_GRID, NOT_ACCEPTED = "未绑定（值班）", "未签收"
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    try:
-        start = datetime.strptime(month, "%Y-%m")
-    except ValueError:
-        raise ValueError(f"month must look like 2026-11, not {month!r}") from None
-    end = start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
-    return start, end
+def category_name(code: str) -> str:
+    category = nlp.CATEGORIES.get(code)
+    return category.name if category else code
 
 
-async def monthly(session: AsyncSession, month: str, now: datetime) -> dict[str, dict[str, Rates]]:
-    """dimension -> group name -> rates, for tickets dispatched in the month (China time is ignored: UTC)."""
-    start, end = month_bounds(month)
-    rows = (await session.execute(select(Ticket).where(
-        Ticket.dispatched_at >= start, Ticket.dispatched_at < end))).scalars().all()
+def route_name(route: str) -> str:
+    return texts.ROUTE_NAMES.get(route, route)
+
+
+async def group_names(session: AsyncSession) -> dict[str, dict]:
+    """dimension -> group key -> the name the report shows."""
     grids = dict((await session.execute(select(Grid.id, Grid.name))).all())
-    staff = {s.id: s.name or s.openid[:8] for s in (await session.execute(select(Staff))).scalars()}
-    groups: dict[str, dict[str, list[Facts]]] = {d: defaultdict(list) for d in DIMENSIONS}
-    for t in rows:
-        facts = Facts(t.dispatched_at, t.accepted_at, t.response_due, t.resolved_at, t.resolve_due, t.solved,
-                      t.rating)
-        groups["grid"][grids.get(t.grid_id, "未绑定（值班）")].append(facts)
-        groups["worker"][staff.get(t.assignee_id, "未签收")].append(facts)
-        groups["committee"][texts.ROUTE_NAMES.get(t.route, t.route)].append(facts)
-        category = nlp.CATEGORIES.get(t.category)
-        groups["category"][category.name if category else t.category].append(facts)
-    result = {d: {name: rates(items, now) for name, items in sorted(g.items())} for d, g in groups.items()}
-    result["all"] = {"合计": rates([f for items in groups["grid"].values() for f in items], now)}
+    staff = {i: name or openid[:8] for i, name, openid in await session.execute(select(Staff.id, Staff.name, Staff.openid))}
+    return {"grid": {None: NO_GRID, **grids}, "worker": {None: NOT_ACCEPTED, **staff}}
+
+
+def _named(dimension: str, key, names: dict[str, dict]) -> str:
+    if dimension in names:
+        return names[dimension].get(key, str(key))
+    return route_name(key) if dimension == "committee" else category_name(key)
+
+
+def _add(a: Rates | None, counts: tuple) -> Rates:
+    return Rates(*counts) if a is None else Rates(*(x + y for x, y in zip(
+        (a.dispatched, a.responded, a.rated, a.solved, a.satisfied, a.due, a.on_time), counts)))
+
+
+async def monthly(session: AsyncSession, month: str, now: datetime,
+                  scope: ColumnElement[bool] | None = None) -> dict[str, dict[str, Rates]]:
+    """dimension -> group name -> rates, for tickets dispatched in the month (UTC months), within `scope` (a
+    condition on tickets, say a console viewer's; None: all). Groups with the same name are one line."""
+    start, end = month_bounds(month)
+    counts = await reports.month_counts(session, start, end, now, scope)
+    names = await group_names(session)
+    result: dict[str, dict[str, Rates]] = {}
+    for dimension in DIMENSIONS:
+        merged: dict[str, Rates] = {}
+        for key, c in counts[dimension].items():
+            name = _named(dimension, key, names)
+            merged[name] = _add(merged.get(name), c)
+        result[dimension] = dict(sorted(merged.items()))
+    result["all"] = {"合计": Rates(*counts["all"][None])}
     return result
 
 
@@ -50,7 +69,7 @@ def render(month: str, table: dict[str, dict[str, Rates]]) -> str:
     lines = [f"邻里 {month} 办理情况"]
     for dimension in ("all", *DIMENSIONS):
         lines.append("")
-        lines.append(f"按{_TITLES.get(dimension, '全部')}" if dimension != "all" else "全部")
+        lines.append(f"按{TITLES[dimension]}" if dimension != "all" else "全部")
         # numbers first, names last: Chinese names are two columns wide and would break the alignment
         lines.append("  派单   响应率   解决率   满意率  按期办结率  名称")
         for name, r in table[dimension].items():

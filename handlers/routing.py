@@ -48,12 +48,14 @@ class Turn:
     __slots__ = ("msg", "ctx", "text", "words", "question", "_asked", "_verdict")
     _UNCHANGED = object()
 
-    def __init__(self, msg: Inbound, ctx: Context, question: Question | None) -> None:
+    def __init__(self, msg: Inbound, ctx: Context, question: Question | None = None,
+                 verdict: nlp.Verdict | None = None) -> None:
+        """`verdict`: a reading decided elsewhere (an Open311 client names the category itself)."""
         self.msg, self.ctx, self.question = msg, ctx, question
         self.text = normalise(msg.text) if msg.text else ""
         self.words = command_words(self.text)  # what commands match: edge punctuation trimmed
         self._asked: object = Turn._UNCHANGED
-        self._verdict: nlp.Verdict | None = None
+        self._verdict = verdict
 
     @property
     def openid(self) -> str:

@@ -152,6 +152,14 @@ async def ticket_command(turn: Turn, match: re.Match) -> Outcome:
         return await _redirect(session, ctx, roles, ticket, "duty_desk", None, rest, "return")
 
 
+async def run_command(msg, ctx) -> Outcome | None:
+    """A ticket command from outside the chat (the web console) as this person: the very handler the chat
+    runs; None when the text is no such command."""
+    turn = Turn(msg, ctx)
+    match = COMMAND.match(turn.words)
+    return await ticket_command(turn, match) if match else None
+
+
 # ---- lists: the most urgent first, a page at a time -----------------------------------------------
 
 async def _page(session: AsyncSession, turn: Turn, roles: list[Staff], which: str, offset: int) -> Outcome:

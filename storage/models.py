@@ -402,3 +402,61 @@ class WishPhoto(Base):
     media_id: Mapped[str] = mapped_column(String(200), default="")
     url: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime]
+
+
+# ---- the web face: console logins and sessions, Open311 clients (bot/web, storage/console.py) -------------
+
+class ConsoleLink(Base):
+    """A one-time login link for the console: only the token's SHA-256 is kept; used once, within minutes."""
+
+    __tablename__ = "console_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ConsoleSession(Base):
+    """A console session, checked on every request (the cookie only names it), so it can be ended
+    server-side: `退出后台` ends all of a person's sessions."""
+
+    __tablename__ = "console_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's session id
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Open311Client(Base):
+    """A client of the Open311 API and the SHA-256 of its key (the key itself is shown once)."""
+
+    __tablename__ = "open311_clients"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class WebSecret(Base):
+    """Secrets the web face generates for itself (the session cookies' key when LINLI_CONSOLE_SECRET is unset),
+    shared by every process through the database."""
+
+    __tablename__ = "web_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+# The console's ticket list (filters by status, grid, category, month; newest first) and the monthly report
+# (tickets dispatched in a month): see storage/console.py and storage/reports.py, and `linli bench console`.
+Index("ix_tickets_created_at", Ticket.created_at)
+Index("ix_tickets_status_created_at", Ticket.status, Ticket.created_at)
+Index("ix_tickets_grid_id_created_at", Ticket.grid_id, Ticket.created_at)
+Index("ix_tickets_category_created_at", Ticket.category, Ticket.created_at)
+Index("ix_tickets_dispatched_at", Ticket.dispatched_at)
