@@ -3,8 +3,9 @@
 Each server is one process pinned to one core; wrk (Debian's package) runs on the other core with 50
 connections and a Lua script that sends correctly signed pushes in a realistic mix: 70 % new complaints
 (each from a new resident, unique MsgIds), 10 % retries of recent MsgIds, 10 % status queries, 10 % other
-commands and events. Plain-mode signatures cover token, timestamp and nonce, not the body, so one signed
-query string serves every body for the few minutes a timestamp stays fresh.
+commands and events. Every push gets a signed query of its own (timestamp, nonce, signature from a pool made
+before the run): Linli accepts a signed query again only with the body it first came with, as WeChat's
+retries repeat it; a retry in the mix repeats both.
 
 The servers run side by side and take turns in short slices (bare, then a Linli setup, every round), so
 that each ratio compares slices seconds apart on a machine whose speed drifts. Afterwards every tracking
@@ -49,8 +50,8 @@ COMPLAINTS = [
 ]
 
 LUA = r"""
-local counter, id, recent, people, kept = 0, 0, {}, {}, 0
-local query, run, dir = "%(query)s", "%(run)s", "%(dir)s"
+local counter, id, recent, recentq, people, kept = 0, 0, {}, {}, {}, 0
+local queries, run, dir = {}, "%(run)s", "%(dir)s"
 local texts = { %(texts)s }
 local receipts
 local threads = {}
@@ -62,6 +63,7 @@ end
 
 init = function(args)
   receipts = io.open(dir .. "/receipts-" .. id .. ".txt", "w")
+  for line in io.lines("%(queries)s") do queries[#queries + 1] = line end
 end
 
 local function push(openid, kind, content, msgid)
@@ -80,15 +82,18 @@ request = function()
   counter = counter + 1
   local kind = counter %% 10
   local msgid = run .. string.format("%%02d%%09d", id, counter)
+  local query = queries[(counter - 1) %% #queries + 1]  -- a signed query of its own (the pool outlasts a slice)
   local body
   if kind <= 6 or kept == 0 then
     local openid = "bench-" .. run .. "-" .. id .. "-" .. counter
     body = push(openid, "text", texts[counter %% #texts + 1], msgid)
     kept = kept + 1
     recent[(kept - 1) %% 50 + 1] = body  -- the last 50 complaints, for retries and queries
+    recentq[(kept - 1) %% 50 + 1] = query
     people[(kept - 1) %% 50 + 1] = openid
   elseif kind == 7 then
-    body = recent[math.random(math.min(kept, 50))]
+    local pick = math.random(math.min(kept, 50))
+    body, query = recent[pick], recentq[pick]  -- WeChat's retry: the same query and body
   elseif kind == 8 then
     body = push(people[math.random(math.min(kept, 50))], "text", "我的诉求", msgid)
   elseif counter %% 20 == 9 then
@@ -183,12 +188,24 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+QUERIES_PER_RUN = 60_000  # more pushes than Linli answers in a slice; the bare server may cycle through them
+
+
+def signed_queries(count: int) -> str:
+    """Lines of `/wechat?signature=…&timestamp=…&nonce=…`, each nonce new."""
+    ts = str(int(time.time()))
+    base = secrets.randbelow(10**9) * 10**6
+    return "".join(f"/wechat?signature={signature(TOKEN, ts, str(base + n))}&timestamp={ts}&nonce={base + n}\n"
+                   for n in range(count))
+
+
 def wrk(port: int, seconds: float, connections: int, workdir: Path, run: str) -> dict:
-    ts, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
-    query = f"/wechat?signature={signature(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
+    queries = workdir / "queries.txt"
+    queries.write_text(signed_queries(QUERIES_PER_RUN))
     texts = ", ".join(json.dumps(t, ensure_ascii=False) for t in COMPLAINTS)
     script = workdir / f"bench-{run}.lua"
-    script.write_text(LUA % {"query": query, "run": run, "dir": str(workdir), "texts": texts}, encoding="utf-8")
+    script.write_text(LUA % {"run": run, "dir": str(workdir), "texts": texts, "queries": str(queries)},
+                      encoding="utf-8")
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(script),
          f"http://127.0.0.1:{port}"], capture_output=True, text=True, preexec_fn=pinned(LOAD_CORE), check=True)

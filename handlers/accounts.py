@@ -112,8 +112,9 @@ async def _address_or_code(turn: Turn, text: str) -> Outcome | None:
         turn.ask(binding.state("choose"), {"labels": labels, "options": [p.household_id for p in places[:9]]})
         return Outcome(T.choose_household(labels))
     if parse_address(text) is None:
-        # "楼下垃圾没人收……" is a complaint and "K7Q2M9XA" an invite code: not answers, let them be handled.
-        if len(text) > _NEW_MATTER_CHARS or invite_code_in(text):
+        if invite := invite_code_in(text):  # shaped like a staff invite: it may be one
+            return await _use_invite(turn, invite[0], T.CODE_NOT_FOUND)
+        if len(text) > _NEW_MATTER_CHARS:  # "楼下垃圾没人收……" is a new matter, not an answer
             return None
         if looks_like_code:
             return await _wrong_code(turn, T.CODE_NOT_FOUND)
@@ -163,7 +164,7 @@ async def code_alone(turn: Turn) -> Outcome | None:
     looks_like_code = bool(invite or _HOUSEHOLD_CODE_LIKE.match(text))
     if looks_like_code and (locked := await _locked_out(turn)):
         return Outcome(locked)
-    if invite and (answered := await _use_invite(turn, *invite)) is not None:
+    if invite and (answered := await _use_invite(turn, invite[0], T.INVITE_UNKNOWN if invite[1] else None)):
         return answered
     if _HOUSEHOLD_CODE_LIKE.match(text):
         async with turn.ctx.sessions() as session:
@@ -177,7 +178,9 @@ async def code_alone(turn: Turn) -> Outcome | None:
     return None
 
 
-async def _use_invite(turn: Turn, code: str, said_so: bool) -> Outcome | None:
+async def _use_invite(turn: Turn, code: str, unknown: str | None) -> Outcome | None:
+    """Bind the role the code gives; an unknown code is a wrong code answered with `unknown` (None: it may be
+    something else, a household code say: the caller looks)."""
     ctx = turn.ctx
     claim = await claim_invite(ctx.sessions, code, turn.openid, ctx.now())
     if claim.outcome in ("bound", "already"):
@@ -189,7 +192,7 @@ async def _use_invite(turn: Turn, code: str, said_so: bool) -> Outcome | None:
         return Outcome(T.INVITE_USED)
     if claim.outcome == "expired":
         return Outcome(T.INVITE_EXPIRED)
-    return await _wrong_code(turn, T.INVITE_UNKNOWN) if said_so else None  # maybe a household code
+    return await _wrong_code(turn, unknown) if unknown else None
 
 
 async def _locked_out(turn: Turn) -> str | None:

@@ -86,7 +86,7 @@ def category_name(code: str) -> str:
 
 
 def number_not_understood(number: str) -> str:
-    return (f"“{number}”不是有效的编号。编号是6位以上的数字，在回执里“编号：”后面。\n"
+    return (f"“{number}”不是有效的编号。编号是6位以上的数字，写在回执里。\n"
             "请回复数字：\n1 反映问题\n2 我的诉求\n3 查询进度\n4 使用帮助")
 
 

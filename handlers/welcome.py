@@ -69,6 +69,12 @@ async def chosen(turn: Turn, _data: dict) -> Outcome | None:
 
 
 @router.text
+async def next_page_without_list(turn: Turn) -> Outcome | None:
+    """`下一页` when no list is open (it ended, or timed out): say so rather than file the words."""
+    return Outcome(texts.NO_MORE_PAGES) if turn.words in ("下一页", "下页", "更多") else None
+
+
+@router.text
 async def digit_without_question(turn: Turn) -> Outcome | None:
     """A small number when no question is open (it expired, or the shared state forgot it): a resolved
     ticket waiting for its rating asks again; otherwise the menu. Never a guess at what it answers."""

@@ -31,6 +31,9 @@ REQUIRED_COLUMNS = ("community", "grid", "building", "room", "floor_area", "hous
 OPTIONAL_COLUMNS = ("unit", "grid_name", "community_name")
 _LIMITS = {"community": 32, "community_name": 100, "grid": 32, "grid_name": 100, "building": 32, "unit": 16,
            "room": 16, "household_code": 16}  # column widths in storage.models
+# A household code binds a flat to whoever sends it: at least 8 letters or digits (40 bits when drawn from the
+# 32 symbols `linli staff invite` uses), so that guessing, slowed by handlers/accounts.py's lockouts, is hopeless.
+MIN_CODE_CHARS = 8
 _AREA_UNITS = re.compile(r"\s*(?:㎡|m²|m2|平方米|平米)$", re.IGNORECASE)
 _CHUNK = 1000  # keeps IN (...) lists under every backend's parameter limit
 
@@ -123,6 +126,9 @@ def _parse_rows(text: str, errors: list[str]) -> list[_Row]:
 def _parse_row(line: int, v: dict[str, str], errors: list[str]) -> _Row | None:
     problems = [f"{c} 不能为空" for c in REQUIRED_COLUMNS if not v.get(c)]
     problems += [f"{c} 太长（最多 {n} 个字）" for c, n in _LIMITS.items() if len(v.get(c, "")) > n]
+    code = v.get("household_code", "")
+    if code and sum(ch.isascii() and ch.isalnum() for ch in code) < MIN_CODE_CHARS:
+        problems.append(f"户号 {code} 太短，容易被猜中：至少 {MIN_CODE_CHARS} 个字母或数字")
     area = 0.0
     if v.get("floor_area"):
         try:

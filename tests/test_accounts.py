@@ -56,7 +56,7 @@ async def place_of(service, openid: str):
 
 async def test_household_code_binds_at_once(wechat, community):
     assert "请回复您的住址，例如：3栋2单元501" in await wechat.send("r1", "绑定")
-    reply = await wechat.send("r1", "t3x501")  # letter case does not matter
+    reply = await wechat.send("r1", "t3x501km")  # letter case does not matter
     assert "3栋2单元501" in reply and "1 是" in reply and "2 不是" in reply
     reply = await wechat.send("r1", "1")
     assert "绑定成功" in reply and "业主" in reply
@@ -69,7 +69,7 @@ async def test_household_code_binds_at_once(wechat, community):
 async def test_several_residents_share_a_household(wechat, community):
     for openid, owner in (("r1", "1"), ("r2", "2")):
         await wechat.send(openid, "绑定房屋")
-        await wechat.send(openid, "T3X501")
+        await wechat.send(openid, "T3X501KM")
         assert "绑定成功" in await wechat.send(openid, owner)
     a, b = await resident(community, "r1"), await resident(community, "r2")
     assert a.household_id == b.household_id and (a.is_owner, b.is_owner) == (True, False)
@@ -132,7 +132,7 @@ async def test_nonsense_mid_dialogue_is_asked_again_and_0_leaves(wechat, communi
 
 async def test_the_owner_question_is_asked_again_with_numbers(wechat, community):
     await wechat.send("r1", "绑定")
-    await wechat.send("r1", "T4Y101")
+    await wechat.send("r1", "T4Y101KM")
     reply = await wechat.send("r1", "嗯")
     assert "1 是业主" in reply and "2 不是" in reply and "0 退出" in reply
     assert "绑定成功" in await wechat.send("r1", "是")
@@ -166,14 +166,14 @@ async def test_a_complaint_mid_dialogue_becomes_a_ticket(wechat, community):
 async def test_menu_click_starts_binding(wechat, community):
     reply = await wechat.push("r1", "event", Event="CLICK", EventKey="BIND")
     assert "请回复您的住址" in reply
-    assert "您是业主吗" in await wechat.send("r1", "T1A101")
+    assert "您是业主吗" in await wechat.send("r1", "T1A101KM")
 
 
 async def test_who_am_i_shows_home_and_roles(wechat, community):
     assert "还没有绑定" in await wechat.send("w1", "我的身份")
     await worker(wechat, community, "w1", "g1")
     await wechat.send("w1", await invite(community, "residents_committee", head=True))
-    await wechat.send("w1", "绑定 T1A201")
+    await wechat.send("w1", "绑定 T1A201KM")
     await wechat.send("w1", "2")
     reply = await wechat.send("w1", "我是谁")
     assert "1栋1单元201（租户或家属）" in reply and "g1 的网格员" in reply and "居委会负责人" in reply
@@ -226,7 +226,7 @@ async def test_unknown_codes(wechat, community):
     assert "没有找到这个邀请码" in await wechat.send("s1", "K7Q2M9XA")  # shaped like one: answered as one
     reply = await wechat.send("s1", "ABCDEFGH")  # letters only: not a code, goes on to the classifier
     assert "邀请码" not in reply
-    reply = await wechat.send("s1", "T2A102")  # a household code sent on its own starts binding
+    reply = await wechat.send("s1", "T2A102KM")  # a household code sent on its own starts binding
     assert "您是业主吗" in reply
     async with community.ctx.sessions() as s:
         assert (await s.execute(select(func.count()).select_from(Staff))).scalar_one() == 0

@@ -48,7 +48,7 @@ async def test_import_creates_the_map(engine):
     assert not report.updated and "户 新增 10" in report.summary()
     assert [await count(engine, m) for m in (Community, Grid, Building, Household)] == [1, 2, 4, 10]
     async with sessionmaker(engine)() as s:
-        h = (await s.execute(select(Household).where(Household.code == "T3X501"))).scalar_one()
+        h = (await s.execute(select(Household).where(Household.code == "T3X501KM"))).scalar_one()
         assert (h.unit, h.room) == ("2单元", "501")  # canonical spellings
         grid = (await s.execute(select(Grid).where(Grid.code == "g1"))).scalar_one()
         assert grid.name == "g1"
@@ -62,32 +62,34 @@ async def test_reimport_updates_instead_of_duplicating(engine, tmp_path):
     assert report.ok and dict(report.updated) == {"household": 1} and not report.created and report.unchanged == 9
     assert await count(engine, Household) == 10
     async with sessionmaker(engine)() as s:
-        assert (await s.execute(select(Household.floor_area).where(Household.code == "T3X501"))).scalar_one() == 95.5
+        assert (await s.execute(select(Household.floor_area).where(Household.code == "T3X501KM"))).scalar_one() == 95.5
 
 
 async def test_a_building_can_move_to_another_grid_and_a_grid_be_renamed(engine, tmp_path):
-    await import_households(engine, write(tmp_path, HEADER + "c,g1,1栋,,101,80,A1\n"))
+    await import_households(engine, write(tmp_path, HEADER + "c,g1,1栋,,101,80,A1B2C3D4\n"))
     report = await import_households(engine, write(tmp_path, "community,grid,grid_name,building,unit,room,floor_area,"
-                                                            "household_code\nc,g2,东区,1栋,,101,80,A1\n"))
+                                                            "household_code\nc,g2,东区,1栋,,101,80,A1B2C3D4\n"))
     assert report.ok and report.created["grid"] == 1 and report.updated["building"] == 1
     assert await count(engine, Building) == 1
 
 
 async def test_bad_lines_are_all_reported_and_nothing_is_written(engine, tmp_path):
     bad = HEADER + (
-        "c,g1,1栋,1,101,80,A1\n"  # line 2: fine
-        "c,g1,1栋,1,102,abc,A2\n"  # line 3: area not a number
-        ",g1,1栋,1,103,80,A3\n"  # line 4: no community
-        "c,g1,1栋,1,104,80,A1\n"  # line 5: code repeats line 2
-        "c,g1,1栋,1,101,80,A5\n"  # line 6: address repeats line 2
-        "c,g2,1栋,1,106,80,A6\n"  # line 7: building in another grid than on line 2
-        "c,g1,1栋,1,107,-5,A7\n"  # line 8: area out of range
-        "c,g1,1栋,1,108,90㎡,A8\n"  # line 9: fine, the unit is understood
+        "c,g1,1栋,1,101,80,A1B2C3D4\n"  # line 2: fine
+        "c,g1,1栋,1,102,abc,A2B2C3D4X\n"  # line 3: area not a number
+        ",g1,1栋,1,103,80,A3B2C3D4X\n"  # line 4: no community
+        "c,g1,1栋,1,104,80,A1B2C3D4\n"  # line 5: code repeats line 2
+        "c,g1,1栋,1,101,80,A5B2C3D4X\n"  # line 6: address repeats line 2
+        "c,g2,1栋,1,106,80,A6B2C3D4X\n"  # line 7: building in another grid than on line 2
+        "c,g1,1栋,1,107,-5,A7B2C3D4X\n"  # line 8: area out of range
+        "c,g1,1栋,1,108,90㎡,A8B2C3D4X\n"  # line 9: fine, the unit is understood
+        "c,g1,1栋,1,109,90,A9B2C\n"  # line 10: a code short enough to guess
     )
     report = await import_households(engine, write(tmp_path, bad))
     assert not report.ok
     lines = [int(e.split("行")[0].removeprefix("第")) for e in report.errors]
-    assert lines == [3, 4, 5, 6, 7, 8]
+    assert lines == [3, 4, 5, 6, 7, 8, 10]
+    assert "太短" in report.errors[-1]
     assert "不是数字" in report.errors[0] and "community 不能为空" in report.errors[1]
     assert "与第2行重复" in report.errors[2] and "什么都没有写入" in report.summary()
     assert [await count(engine, m) for m in (Community, Grid, Building, Household)] == [0, 0, 0, 0]
@@ -97,13 +99,13 @@ async def test_missing_columns_and_codes_taken_by_another_flat(engine, tmp_path)
     report = await import_households(engine, write(tmp_path, "community,grid,building\nc,g1,1栋\n"))
     assert report.errors == [report.errors[0]] and report.errors[0].startswith("第1行：缺少列")
     await import_households(engine, HOUSEHOLDS)
-    report = await import_households(engine, write(tmp_path, HEADER + "test,g1,9栋,,101,80,T1A101\n"))
-    assert report.errors == ["第2行：户号 T1A101 已经属于 test 1栋1单元101"]
+    report = await import_households(engine, write(tmp_path, HEADER + "test,g1,9栋,,101,80,T1A101KM\n"))
+    assert report.errors == ["第2行：户号 T1A101KM 已经属于 test 1栋1单元101"]
     assert await count(engine, Building) == 4
 
 
 async def test_excel_exports_in_gbk_with_blank_lines_are_read(engine, tmp_path):
-    path = write(tmp_path, HEADER + "c,g1,1栋,1,101,80.5,A1\n,,,,,,\n", encoding="gb18030")
+    path = write(tmp_path, HEADER + "c,g1,1栋,1,101,80.5,A1B2C3D4\n,,,,,,\n", encoding="gb18030")
     report = await import_households(engine, path)
     assert report.ok and report.created["household"] == 1
 
@@ -196,10 +198,10 @@ def test_other_text_is_no_address(typed):
 async def test_find_household_by_typed_address(engine):
     await import_households(engine, HOUSEHOLDS)
     async with sessionmaker(engine)() as s:
-        assert (await find_household(s, "3号楼2单元501室")).code == "T3X501"
-        assert (await find_household(s, "3-2-501")).code == "T3X501"
-        assert (await find_household(s, "2号楼1单元102")).code == "T2A102"
-        assert (await find_household(s, "4栋201")).code == "T4Y201"  # a building without units
+        assert (await find_household(s, "3号楼2单元501室")).code == "T3X501KM"
+        assert (await find_household(s, "3-2-501")).code == "T3X501KM"
+        assert (await find_household(s, "2号楼1单元102")).code == "T2A102KM"
+        assert (await find_household(s, "4栋201")).code == "T4Y201KM"  # a building without units
         assert await find_household(s, "1栋101") is None  # 1单元 or 2单元?
         assert sorted(p.address for p in await find_places(s, "1栋101")) == ["1栋1单元101", "1栋2单元101"]
         assert await find_household(s, "13栋2单元501") is None
@@ -243,7 +245,7 @@ def test_cli_imports_invites_and_lists(database_url, monkeypatch, capsys, tmp_pa
     out = capsys.readouterr().out
     assert "户 新增 10" in out and "网格边界 新增 2" in out
 
-    bad = write(tmp_path, HEADER + "c,g1,1栋,1,101,x,A1\n")
+    bad = write(tmp_path, HEADER + "c,g1,1栋,1,101,x,A1B2C3D4\n")
     assert run_cli("import", "households", str(bad)) == 1
     assert "第2行" in capsys.readouterr().out
 
