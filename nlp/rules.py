@@ -194,7 +194,9 @@ class Answers:
         pieces = self.SOCIAL + ("resolved",)
         piece = f"(?:{alt(pieces)}){self._TAIL}"
         around = f"(?:{alt(self.SOCIAL)}){self._TAIL}"
-        self._each = {k: re.compile(alt((k,))) for k in pieces if k in kinds}
+        self._each = {k: re.compile(alt((k,))) for k in ("thanks", "greeting")}
+        # 好 is an acknowledgement, but also in 修好了: one is there when the message cannot be read without it
+        self._without_ack = re.compile(f"{self._EDGE}(?:(?:{alt(('thanks', 'greeting', 'resolved'))}){self._TAIL})+")
         self.asks = [k for k in kinds if k not in pieces]
         # Each regular expression below is tried only where its first piece can start: one dictionary lookup
         # per leading character instead of a hundred alternatives (the classifier runs on every message).
@@ -242,12 +244,10 @@ class Answers:
             social = ("了" in text and self._resolved is not None and self._resolved.match(text, lead) is not None
                       and self._social.fullmatch(text) is not None)
         if social:
-            found = [k for k, r in self._each.items() if r.search(text)]
-            if "thanks" in found:
-                return "thanks"
-            if "greeting" in found:
-                return "greeting"
-            return "ack" if "ack" in found else None  # "it's fixed" alone: ask what they mean
+            for k, r in self._each.items():  # thanks, else a greeting, else an acknowledgement
+                if r.search(text):
+                    return k
+            return "ack" if not self._without_ack.fullmatch(text) else None  # 路灯修好了 alone: ask
         todo = list(starts)
         seen: set[int] = set()
         while todo:  # the question starts here, or after one more opening piece (你好，请问…)
