@@ -58,14 +58,14 @@ def _settings(a) -> tuple[dict, dict]:
 
 def register(subparsers) -> None:
     """Add ``train``, ``eval`` and ``cv`` to an argparse subparsers object."""
-    p = subparsers.add_parser("train", help="learn keyword weights from a labelled CSV (text,label)")
+    p = subparsers.add_parser("train", help="从标注好的 CSV (text,label) 学关键词权重 / learn keyword weights from a labelled CSV")
     p.add_argument("data", help="CSV with columns text,label")
     p.add_argument("--out", required=True, help="model directory to write (keyword tables)")
     p.add_argument("--hand", default=None, help="model directory whose hand-written rows are kept in the output")
     _add_settings(p)
     p.set_defaults(nlp_func=cmd_train, run=cmd_train)
 
-    p = subparsers.add_parser("eval", help="score a model on a labelled CSV; last line is JSON")
+    p = subparsers.add_parser("eval", help="在标注好的 CSV 上评估模型（准确率、速度），最后一行是 JSON / score a model; last line is JSON")
     p.add_argument("data", help="CSV with columns text,label[,intent,emergency]")
     p.add_argument("--model", default=None, help="model directory (default: the shipped community model)")
     p.add_argument("--reps", type=int, default=3, help="timing repetitions (alternating; best of)")
@@ -81,7 +81,7 @@ def register(subparsers) -> None:
     p.add_argument("--errors", type=int, default=10, help="print up to N wrong decisions per file (default 10)")
     p.set_defaults(nlp_func=cmd_filing, run=cmd_filing)
 
-    p = subparsers.add_parser("cv", help="k-fold cross-validation of training settings")
+    p = subparsers.add_parser("cv", help="训练设置的 k 折交叉验证 / k-fold cross-validation of training settings")
     p.add_argument("data", help="CSV with columns text,label")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -138,8 +138,8 @@ def cmd_eval(a) -> int:
     gold = [(r.get("label") or "").strip() for r in rows]
     n = len(texts)
     if not n:
-        print("no rows", file=sys.stderr)
-        return 2
+        print(f"{a.data} 里没有数据 / no rows", file=sys.stderr)
+        return 1
 
     import jieba
     import logging
