@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,26 +24,26 @@ CHINA_HOURS = 8  # shown to admins in China time
 
 def register(commands) -> None:
     """Add the top-level `import` and `staff` commands to an argparse subparsers object."""
-    importer = commands.add_parser("import", help="import the community map (households CSV, grid GeoJSON)")
-    what = importer.add_subparsers(dest="import_what", required=True)
-    households = what.add_parser("households", help="communities, grids, buildings and households from a CSV")
-    households.add_argument("file", type=Path, help="households CSV (see docs/community.md)")
-    households.add_argument("--polygons", type=Path, help="GeoJSON FeatureCollection of grid outlines")
-    households.add_argument("--community", help="community code the polygons belong to (when codes repeat)")
+    importer = commands.add_parser("import", help="导入社区地图：户表 CSV、网格边界 GeoJSON / import the community map")
+    what = importer.add_subparsers(dest="import_what", required=True, metavar="内容")
+    households = what.add_parser("households", help="从 CSV 导入社区、网格、楼栋和住户 / households from a CSV")
+    households.add_argument("file", type=Path, help="户表 CSV（格式见 docs/community.md）/ households CSV")
+    households.add_argument("--polygons", type=Path, help="网格边界 GeoJSON (FeatureCollection) / grid outlines")
+    households.add_argument("--community", help="边界所属的社区编号（网格编号有重复时）/ community code of the polygons")
     households.set_defaults(run=run_import_households)
 
-    staff = commands.add_parser("staff", help="staff roles: one-time invite codes, list")
-    staff_commands = staff.add_subparsers(dest="staff_command", required=True)
-    invite = staff_commands.add_parser("invite", help="make a one-time code that binds a staff role")
+    staff = commands.add_parser("staff", help="工作人员：一次性邀请码、名单 / staff roles: invite codes, list")
+    staff_commands = staff.add_subparsers(dest="staff_command", required=True, metavar="命令")
+    invite = staff_commands.add_parser("invite", help="生成绑定工作身份的一次性邀请码 / a one-time code that binds a role")
     invite.add_argument("--role", required=True, choices=sorted(ROLE_NAMES),
-                        help="; ".join(f"{k} {v}" for k, v in ROLE_NAMES.items()))
-    invite.add_argument("--grid", help="grid code (required for grid_worker)")
-    invite.add_argument("--community", help="community code (when there are several)")
-    invite.add_argument("--head", action="store_true", help="committee head: receives escalations (督办)")
-    invite.add_argument("--name", default="", help="the person's name, shown to colleagues")
-    invite.add_argument("--hours", type=float, default=72, help="hours until the code expires (default 72)")
+                        help="身份 / role: " + "；".join(f"{k} {v}" for k, v in ROLE_NAMES.items()))
+    invite.add_argument("--grid", help="网格编号（网格员必填）/ grid code (required for grid_worker)")
+    invite.add_argument("--community", help="社区编号（有几个社区时）/ community code (when there are several)")
+    invite.add_argument("--head", action="store_true", help="负责人：接收督办 / committee head: receives escalations")
+    invite.add_argument("--name", default="", help="本人姓名，同事能看到 / the person's name, shown to colleagues")
+    invite.add_argument("--hours", type=float, default=72, help="邀请码几小时后失效（默认 72）/ hours until it expires")
     invite.set_defaults(run=run_staff_invite)
-    staff_commands.add_parser("list", help="active staff roles and unused invite codes").set_defaults(
+    staff_commands.add_parser("list", help="在岗人员和未使用的邀请码 / active staff and unused codes").set_defaults(
         run=run_staff_list)
 
 
@@ -53,7 +54,7 @@ def _now() -> datetime:
 def run_import_households(args: argparse.Namespace) -> int:
     for path in filter(None, (args.file, args.polygons)):
         if not path.is_file():
-            print(f"找不到文件：{path}")
+            print(f"找不到文件：{path} / file not found", file=sys.stderr)
             return 1
     return asyncio.run(_import(migrated_database_url(), args.file, args.polygons, args.community))
 
@@ -77,10 +78,10 @@ async def _import(url: str, csv_path: Path, polygons: Path | None, community: st
 
 def run_staff_invite(args: argparse.Namespace) -> int:
     if args.role == "grid_worker" and not args.grid:
-        print("网格员的邀请码需要 --grid 网格编号")
+        print("网格员的邀请码需要 --grid 网格编号 / a grid worker's code needs --grid", file=sys.stderr)
         return 1
     if args.hours <= 0:
-        print("--hours 应大于 0")
+        print("--hours 应大于 0 / --hours must be more than 0", file=sys.stderr)
         return 1
     return asyncio.run(_invite(migrated_database_url(), args))
 
@@ -96,8 +97,9 @@ async def _invite(url: str, args: argparse.Namespace) -> int:
                     query = query.where(Community.code == args.community)
                 found = (await session.execute(query)).all()
                 if len(found) != 1:
-                    print(f"没有网格 {args.grid}，请先导入户表" if not found
-                          else f"网格 {args.grid} 在几个社区都有，请加 --community 社区编号")
+                    print(f"没有网格 {args.grid}，请先导入户表（linli import households）/ no such grid" if not found
+                          else f"网格 {args.grid} 在几个社区都有，请加 --community 社区编号 / add --community",
+                          file=sys.stderr)
                     return 1
                 grid = found[0][0]
             invite = await create_invite(session, role=args.role, now=_now(), hours=args.hours,

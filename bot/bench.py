@@ -375,7 +375,7 @@ def _n(value: int | None) -> str:
 
 
 def register(subparsers) -> None:
-    webhook = subparsers.add_parser("webhook", help="Linli (SQLite; PostgreSQL + Redis) against bare aiohttp")
+    webhook = subparsers.add_parser("webhook", help="公众号接口的速度：邻里对比空白 aiohttp / Linli against bare aiohttp")
     webhook.add_argument("--duration", type=int, default=40,
                          help="seconds measured per server (default 40: eight slices, whose average is steadier "
                               "than four)")

@@ -1,4 +1,5 @@
-"""Settings from environment variables. A missing or malformed one stops the start and is named."""
+"""Settings from environment variables. A missing or malformed one stops the start and is named, in one line
+that says what to do (Chinese first, English after the slash, as every operator message of `linli`)."""
 from __future__ import annotations
 
 import base64
@@ -7,11 +8,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from storage.db import DEFAULT_URL, async_url
+import sys
+
+from storage.db import DEFAULT_URL, async_url, shown_url
 
 
 class ConfigError(Exception):
-    pass
+    """A setting is missing or wrong: the message names it and says what to do."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     token = env.get("LINLI_WECHAT_TOKEN", "")
     if not token:
-        raise ConfigError("LINLI_WECHAT_TOKEN is not set: it must match the Token in the WeChat admin console")
+        raise ConfigError("LINLI_WECHAT_TOKEN 未设置：请填公众号后台“服务器配置”里的令牌(Token) / "
+                          "LINLI_WECHAT_TOKEN is not set: it must match the Token in the WeChat admin console")
     if not (3 <= len(token) <= 32 and token.isascii() and token.isalnum()):
-        raise ConfigError("LINLI_WECHAT_TOKEN is malformed: WeChat tokens are 3-32 letters or digits")
+        raise ConfigError("LINLI_WECHAT_TOKEN 格式不对：令牌是 3 到 32 个英文字母或数字 / "
+                          "LINLI_WECHAT_TOKEN is malformed: WeChat tokens are 3-32 letters or digits")
     values: dict = {"wechat_token": token}
     values["wechat_appid"] = appid = env.get("LINLI_WECHAT_APPID", "")
     if appid and not (appid.startswith("wx") and appid.isascii() and appid.isalnum()):
-        raise ConfigError("LINLI_WECHAT_APPID is malformed: an AppID looks like wx1234567890abcdef")
+        raise ConfigError("LINLI_WECHAT_APPID 格式不对：AppID 形如 wx1234567890abcdef / "
+                          "LINLI_WECHAT_APPID is malformed: an AppID looks like wx1234567890abcdef")
     values["wechat_secret"] = env.get("LINLI_WECHAT_SECRET", "")
     if original := env.get("LINLI_WECHAT_ORIGINAL_ID", ""):
         if not (original.startswith("gh_") and original.isascii() and len(original) <= 32):
@@ -83,28 +89,28 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values["wechat_original_id"] = original
     if aes_key := env.get("LINLI_WECHAT_AES_KEY"):
         if len(aes_key) != 43 or not _is_base64(aes_key + "="):
-            raise ConfigError("LINLI_WECHAT_AES_KEY is malformed: the EncodingAESKey has 43 letters and digits")
+            raise ConfigError("LINLI_WECHAT_AES_KEY 格式不对：消息加解密密钥(EncodingAESKey)是 43 个字母和数字 / "
+                              "LINLI_WECHAT_AES_KEY is malformed: the EncodingAESKey has 43 letters and digits")
         if not appid:
-            raise ConfigError("LINLI_WECHAT_APPID is not set: safe mode (LINLI_WECHAT_AES_KEY) needs it")
+            raise ConfigError("LINLI_WECHAT_APPID 未设置：安全模式(LINLI_WECHAT_AES_KEY)需要它 / "
+                              "LINLI_WECHAT_APPID is not set: safe mode (LINLI_WECHAT_AES_KEY) needs it")
         values["wechat_aes_key"] = aes_key
-    if url := env.get("DATABASE_URL"):
-        try:
-            async_url(url)
-        except Exception as exc:
-            raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
-        values["database_url"] = url
+    if env.get("DATABASE_URL"):
+        values["database_url"] = database_url(env)
     if redis_url := env.get("REDIS_URL"):
         if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("REDIS_URL is malformed: use redis://HOST:PORT/DB")
+            raise ConfigError("REDIS_URL 格式不对：应写成 redis://主机:端口/库号 / REDIS_URL is malformed: use redis://HOST:PORT/DB")
         values["redis_url"] = redis_url
     if base := env.get("LINLI_WECHAT_API_BASE"):
         if not base.startswith(("http://", "https://")):
-            raise ConfigError("LINLI_WECHAT_API_BASE is malformed: use http(s)://HOST[:PORT]")
+            raise ConfigError("LINLI_WECHAT_API_BASE 格式不对：应写成 http(s)://主机[:端口] / "
+                              "LINLI_WECHAT_API_BASE is malformed: use http(s)://HOST[:PORT]")
         values["wechat_api_base"] = base.rstrip("/")
     for name, field in _INTS.items():
         if (raw := env.get(name)) is not None:
             if not (raw.isascii() and raw.isdigit() and int(raw) > 0):
-                raise ConfigError(f"{name} is malformed: expected a positive whole number, got {raw!r}")
+                raise ConfigError(f"{name} 格式不对：应是正整数，现在是 {raw!r} / "
+                                  f"{name} is malformed: expected a positive whole number, got {raw!r}")
             values[field] = int(raw)
     values["wechat_template_id"] = env.get("LINLI_WECHAT_TEMPLATE_ID", "")
     if limits := env.get("LINLI_TIME_LIMITS_FILE"):
@@ -113,7 +119,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         try:
             load_time_limits(limits)
         except (OSError, TimeLimitsError) as exc:
-            raise ConfigError(f"LINLI_TIME_LIMITS_FILE is malformed: {exc}") from None
+            raise ConfigError(f"LINLI_TIME_LIMITS_FILE 读不了 / is malformed: {exc}") from None
         values["time_limits_file"] = limits
     from handlers.wishes import limits_from_env
 
@@ -123,22 +129,47 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(str(exc)) from None
     if (sync := env.get("LINLI_SQLITE_SYNCHRONOUS")) is not None:
         if sync.upper() not in ("FULL", "NORMAL"):
-            raise ConfigError("LINLI_SQLITE_SYNCHRONOUS is malformed: FULL or NORMAL")
+            raise ConfigError("LINLI_SQLITE_SYNCHRONOUS 格式不对：只能是 FULL 或 NORMAL / "
+                              "LINLI_SQLITE_SYNCHRONOUS is malformed: FULL or NORMAL")
         values["sqlite_synchronous"] = sync.upper()
     return Settings(**values)
 
 
-def migrated_database_url(env: Mapping[str, str] | None = None) -> str:
-    """DATABASE_URL (or the embedded default), checked and migrated: what the admin commands work on."""
-    from storage.migrate import upgrade
-
+def database_url(env: Mapping[str, str] | None = None) -> str:
+    """DATABASE_URL (or the embedded default), checked: a malformed one is named with what to do."""
     url = (os.environ if env is None else env).get("DATABASE_URL") or DEFAULT_URL
+    if "://" in url and not url.startswith("sqlite"):
+        userinfo = url.split("://", 1)[1].rpartition("@")[0]
+        password = userinfo.partition(":")[2]
+        if bad := sorted({c for c in password if c in "@#/?"}):
+            codes = "，".join(f"{c} 写成 %{ord(c):02X}" for c in bad)
+            raise ConfigError(f"DATABASE_URL 的密码里有 {' '.join(bad)}：网址里这些字符要写成百分号编码（{codes}），"
+                              f"例如 postgresql://linli:p%40ss%23word@db:5432/linli / DATABASE_URL: percent-encode "
+                              f"{' '.join(bad)} in the password ({', '.join(f'{c} as %{ord(c):02X}' for c in bad)})")
     try:
         async_url(url)
     except Exception as exc:
-        raise ConfigError(f"DATABASE_URL is malformed: {exc}") from None
+        raise ConfigError(f"DATABASE_URL 格式不对：应写成 postgresql://用户:密码@主机:端口/库名 或 sqlite:///文件 / "
+                          f"DATABASE_URL is malformed: {exc}") from None
+    return url
+
+
+def migrated_database_url(env: Mapping[str, str] | None = None) -> str:
+    """DATABASE_URL (or the embedded default), checked and migrated: what the admin commands work on. Without
+    DATABASE_URL it says which file it uses: an admin who forgot the variable must not work on the wrong data."""
+    from storage.migrate import upgrade
+
+    url = database_url(env)
+    say_if_embedded(url, env)
     upgrade(url)
     return url
+
+
+def say_if_embedded(url: str, env: Mapping[str, str] | None = None) -> None:
+    """Without DATABASE_URL, tell the operator (on stderr) which file an admin command works on."""
+    if not (os.environ if env is None else env).get("DATABASE_URL"):
+        print(f"未设置 DATABASE_URL，使用内嵌数据库 {shown_url(url)} / DATABASE_URL is not set: using the embedded "
+              f"database", file=sys.stderr)
 
 
 def _is_base64(text: str) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import aiohttp
 
@@ -33,6 +34,18 @@ def demo_settings(db_file: str, api_base: str) -> Settings:
     return Settings(wechat_token=DEMO_TOKEN, wechat_appid=DEMO_APPID, wechat_secret=DEMO_SECRET,
                     wechat_aes_key=DEMO_AES_KEY, database_url=f"sqlite:///{db_file}", wechat_api_base=api_base,
                     wechat_template_id=DEMO_TEMPLATE_ID)
+
+
+def remove_database(db_file: str) -> list[str]:
+    """`linli demo --fresh`: delete the demo's SQLite file with its WAL, shared-memory and lock files (a WAL
+    left behind would bring old rows back into a new file); returns the names removed."""
+    removed = []
+    for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+        path = Path(db_file + suffix)
+        if path.exists():
+            path.unlink()
+            removed.append(path.name)
+    return removed
 
 
 async def follow_the_account(standin_url: str) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -242,10 +243,10 @@ async def show_kept(engine: AsyncEngine, openid: str) -> list[str]:
 # -- linli outbox dead | retry ID ------------------------------------------------------------------------------
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `dead` and `retry ID` to the subparsers of `linli outbox`."""
-    subparsers.add_parser("dead", help="list notices that could not be delivered, with the reason").set_defaults(
+    subparsers.add_parser("dead", help="列出没能送达的通知和原因 / notices that could not be delivered").set_defaults(
         run=_cmd_dead)
-    retry = subparsers.add_parser("retry", help="put a dead notice back in the queue")
-    retry.add_argument("id", type=int, help="the notice's id, as `linli outbox dead` shows it")
+    retry = subparsers.add_parser("retry", help="把一条没送达的通知重新排队 / put a dead notice back in the queue")
+    retry.add_argument("id", type=int, help="通知编号，见 linli outbox dead / the notice's id")
     retry.set_defaults(run=_cmd_retry)
 
 
@@ -272,8 +273,8 @@ def _cmd_dead(_args) -> int:
         print("没有死信 / no dead letters")
     for r in rows:
         text = " ".join(r.text.split())
-        print(f"#{r.id}  {r.created_at + CHINA:%Y-%m-%d %H:%M}  to {r.openid}  {r.about or '-'}  "
-              f"attempts {r.attempts}\n    reason: {r.last_error}\n    text: {text[:60]}")
+        print(f"#{r.id}  {r.created_at + CHINA:%Y-%m-%d %H:%M}  发给 {r.openid}  关于 {r.about or '-'}  "
+              f"试了 {r.attempts} 次\n    原因：{r.last_error}\n    内容：{text[:60]}")
     return 0
 
 
@@ -281,7 +282,7 @@ def _cmd_retry(args) -> int:
     from handlers.context import utcnow
 
     if not _with_engine(lambda engine: retry_dead(engine, args.id, utcnow())):
-        print(f"notice #{args.id} is not a dead letter")
+        print(f"通知 #{args.id} 不是没送达的通知 / notice #{args.id} is not a dead letter", file=sys.stderr)
         return 1
-    print(f"notice #{args.id} is queued again")
+    print(f"通知 #{args.id} 已重新排队 / notice #{args.id} is queued again")
     return 0

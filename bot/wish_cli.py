@@ -24,9 +24,9 @@ from storage.writer import Writer
 
 def register(commands) -> None:
     """Add the top-level `wish` and `party` commands to an argparse subparsers object."""
-    wish = commands.add_parser("wish", help="micro-wishes (微心愿): review, show")
+    wish = commands.add_parser("wish", help="微心愿：审核、查看 / micro-wishes: review, show")
     wish_commands = wish.add_subparsers(dest="wish_command", required=True)
-    review = wish_commands.add_parser("review", help="approve (onto the wish wall) or reject a submitted wish")
+    review = wish_commands.add_parser("review", help="审核心愿：通过（上心愿墙）或不通过 / approve or reject a wish")
     review.add_argument("id", metavar="ID", help="the wish's number (with its check digit) or bare id")
     verdict = review.add_mutually_exclusive_group(required=True)
     verdict.add_argument("--approve", action="store_true", help="put it on the wish wall")
@@ -35,14 +35,14 @@ def register(commands) -> None:
     review.add_argument("--kind", choices=sorted(KINDS), help="; ".join(f"{k} {v}" for k, v in KINDS.items()))
     review.add_argument("--text", help="the public text the wall shows (default: the resident's words)")
     review.set_defaults(run=run_review)
-    show = wish_commands.add_parser("show", help="a wish: status, claimers, hours, timeline")
+    show = wish_commands.add_parser("show", help="查看一个心愿：状态、认领人、时长、经过 / a wish: status, claimers, hours")
     show.add_argument("id", metavar="ID", help="the wish's number (with its check digit) or bare id")
     show.add_argument("--json", action="store_true", help="print one line of JSON")
     show.set_defaults(run=run_show)
 
-    party = commands.add_parser("party", help="in-service Party members (在职党员)")
+    party = commands.add_parser("party", help="在职党员 / in-service Party members")
     party_commands = party.add_subparsers(dest="party_command", required=True)
-    report = party_commands.add_parser("hours", help="hours and wishes per member and work unit in a month")
+    report = party_commands.add_parser("hours", help="每月每位党员和单位的服务时长与心愿数 / hours per member and unit")
     report.add_argument("--month", required=True, help="YYYY-MM (wishes closed in that month, UTC)")
     report.add_argument("--json", action="store_true", help="the last line is JSON")
     report.set_defaults(run=run_hours)

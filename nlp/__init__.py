@@ -21,7 +21,7 @@ DEFAULT_MODEL = Path(__file__).with_name("tables") / "community"
 
 __all__ = [
     "CATEGORIES", "EMERGENCIES", "ROUTES_OK", "Category", "Emergency", "Verdict", "Classifier",
-    "classify", "emergency", "warm_up", "load", "DEFAULT_MODEL",
+    "classify", "emergency", "filing", "warm_up", "load", "DEFAULT_MODEL",
 ]
 
 
@@ -35,6 +35,7 @@ class Verdict(NamedTuple):  # a named tuple: made for every message, at a quarte
     emergency: str | None  # None, or fire, gas, medical, violence ...
     urgency: str = "normal"  # normal | high | emergency (emergency set, or a high-urgency category)
     evidence: float = 0.0  # total weight of the known keywords found (0: nothing known in the message)
+    filing: str = "file"  # "file" as a ticket | "ask" whether it is a problem | "answer:<kind>" (see filing())
 
 
 class Classifier:
@@ -74,7 +75,8 @@ class Classifier:
         else:
             cat = CATEGORIES.get(best)
             urgency = cat.urgency if cat else "normal"
-        return Verdict(best, conf, kws, candidates, unsure, intent, emergency, urgency, sc.evidence)
+        filing = self.rules.filing(t, intent, emergency, sc.evidence, unsure, normalized=True)
+        return Verdict(best, conf, kws, candidates, unsure, intent, emergency, urgency, sc.evidence, filing)
 
 
 def _readable(ranked: list[str], k: int = 5) -> tuple[str, ...]:
@@ -122,8 +124,7 @@ def classify(text: str) -> Verdict:
     c = _default or warm_up()
     v = c.classify(text)
     if v.category not in CATEGORIES:  # a model with other labels: keep the interface's promise
-        v = Verdict("other", v.confidence, v.keywords, v.candidates, True, v.intent, v.emergency, v.urgency,
-                    v.evidence)
+        v = v._replace(category="other", unsure=True)
     return v
 
 
@@ -132,3 +133,10 @@ def emergency(text: str) -> str | None:
     ask of every message before anything else)."""
     c = _default or warm_up()
     return c.rules.emergency(c.normalize(text), normalized=True)
+
+
+def filing(text: str) -> str:
+    """What to do with a message: "file" (a ticket), "ask" ("是要反映问题吗？1 是 2 不是") or "answer:<kind>"
+    (kinds: help, report, my_tickets, query, bind, who, contact, hours, thanks, greeting, ack, status).
+    The same as ``classify(text).filing``."""
+    return classify(text).filing

@@ -1,4 +1,5 @@
-"""``linli nlp train|eval|cv`` — learn keyword tables, score a model, choose settings by cross-validation.
+"""``linli nlp train|eval|cv|filing`` — learn keyword tables, score a model, choose settings by cross-validation,
+measure which messages would be filed as tickets.
 
 Wire into another argparse program with ``register(subparsers)``; run alone with ``python -m nlp.cli ...``.
 """
@@ -10,6 +11,9 @@ import os
 import platform
 import sys
 import time
+
+
+FILING_DATA = ["tests/data/community_messages.csv", "tests/data/non_complaints.csv"]
 
 
 def _add_settings(p: argparse.ArgumentParser) -> None:
@@ -54,21 +58,30 @@ def _settings(a) -> tuple[dict, dict]:
 
 def register(subparsers) -> None:
     """Add ``train``, ``eval`` and ``cv`` to an argparse subparsers object."""
-    p = subparsers.add_parser("train", help="learn keyword weights from a labelled CSV (text,label)")
+    p = subparsers.add_parser("train", help="从标注好的 CSV (text,label) 学关键词权重 / learn keyword weights from a labelled CSV")
     p.add_argument("data", help="CSV with columns text,label")
     p.add_argument("--out", required=True, help="model directory to write (keyword tables)")
     p.add_argument("--hand", default=None, help="model directory whose hand-written rows are kept in the output")
     _add_settings(p)
     p.set_defaults(nlp_func=cmd_train, run=cmd_train)
 
-    p = subparsers.add_parser("eval", help="score a model on a labelled CSV; last line is JSON")
+    p = subparsers.add_parser("eval", help="在标注好的 CSV 上评估模型（准确率、速度），最后一行是 JSON / score a model; last line is JSON")
     p.add_argument("data", help="CSV with columns text,label[,intent,emergency]")
     p.add_argument("--model", default=None, help="model directory (default: the shipped community model)")
     p.add_argument("--reps", type=int, default=3, help="timing repetitions (alternating; best of)")
     p.add_argument("--errors", type=int, default=0, help="print up to N misclassified messages")
     p.set_defaults(nlp_func=cmd_eval, run=cmd_eval)
 
-    p = subparsers.add_parser("cv", help="k-fold cross-validation of training settings")
+    p = subparsers.add_parser("filing", help="哪些消息会立成工单：投诉召回率与非投诉立单率 / complaint recall "
+                              "and the share of non-complaints filed; last line is JSON")
+    p.add_argument("data", nargs="*", default=FILING_DATA,
+                   help="CSV files: text plus should_file (1/0), or intent,emergency (community set), or neither "
+                        "(all non-complaints); an optional part column is reported per part "
+                        f"(default: {' '.join(FILING_DATA)})")
+    p.add_argument("--errors", type=int, default=10, help="print up to N wrong decisions per file (default 10)")
+    p.set_defaults(nlp_func=cmd_filing, run=cmd_filing)
+
+    p = subparsers.add_parser("cv", help="训练设置的 k 折交叉验证 / k-fold cross-validation of training settings")
     p.add_argument("data", help="CSV with columns text,label")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -125,8 +138,8 @@ def cmd_eval(a) -> int:
     gold = [(r.get("label") or "").strip() for r in rows]
     n = len(texts)
     if not n:
-        print("no rows", file=sys.stderr)
-        return 2
+        print(f"{a.data} 里没有数据 / no rows", file=sys.stderr)
+        return 1
 
     import jieba
     import logging
@@ -236,6 +249,79 @@ def cmd_eval(a) -> int:
             if g != v.category and k < a.errors:
                 k += 1
                 print(f"  {g} -> {v.category} {v.confidence:.2f}: {t[:80]} {list(v.keywords)}")
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def should_file(row: dict) -> tuple[bool, bool]:
+    """(should it be filed, does it name a problem) for a row of a filing CSV: ``should_file`` when given;
+    else a community row labelled complaint or wish, or an emergency; a file without either column holds
+    non-complaints only. A community row of category ``other`` names no problem the taxonomy knows
+    (我要投诉, asdfghjkl, 。。。): it counts in the strict recall only."""
+    if "should_file" in row:
+        yes = row["should_file"].strip() == "1"
+        return yes, yes
+    if "intent" in row:
+        yes = (row.get("intent") or "").strip() in ("complaint", "wish") or bool((row.get("emergency") or "").strip())
+        return yes, yes and ((row.get("label") or "").strip() != "other" or bool(row.get("emergency", "").strip()))
+    return False, False
+
+
+def filing_figures(rows: list[dict], decide) -> dict:
+    """Recall of the complaints and the share of non-complaints filed, for rows of one CSV."""
+    decided = [(row, decide(row["text"])) for row in rows]
+    pos = [(r, d) for r, d in decided if should_file(r)[0]]
+    named = [(r, d) for r, d in decided if should_file(r)[1]]
+    neg = [(r, d) for r, d in decided if not should_file(r)[0]]
+    out: dict = {"n": len(rows)}
+    if pos:
+        out["complaints"] = len(pos)
+        out["complaint_recall"] = round(sum(d == "file" for _, d in named) / len(named), 4) if named else None
+        out["complaint_recall_all"] = round(sum(d == "file" for _, d in pos) / len(pos), 4)
+        em = [(r, d) for r, d in pos if (r.get("emergency") or "").strip()]
+        if em:
+            out["emergencies"] = len(em)
+            out["emergencies_filed"] = sum(d == "file" for _, d in em)
+    if neg:
+        out["non_complaints"] = len(neg)
+        out["non_complaints_filed"] = round(sum(d == "file" for _, d in neg) / len(neg), 4)
+        expected = [(r["expect"], d) for r, d in neg if r.get("expect")]
+        if expected:
+            out["answer_as_expected"] = round(sum(e == d for e, d in expected) / len(expected), 4)
+    return out
+
+
+def cmd_filing(a) -> int:
+    import csv
+    from pathlib import Path
+
+    from . import filing
+
+    summary: dict = {}
+    for path in a.data:
+        if not Path(path).is_file():
+            print(f"找不到文件 / file not found: {path}", file=sys.stderr)
+            return 1
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("text") is not None]
+        parts = {"all": rows}
+        if rows and "part" in rows[0]:
+            for r in rows:
+                parts.setdefault(r["part"], []).append(r)
+        name = Path(path).stem
+        summary[name] = {}
+        for part, part_rows in parts.items():
+            fig = filing_figures(part_rows, filing)
+            summary[name][part] = fig
+            shown = ", ".join(f"{k} {v}" for k, v in fig.items())
+            print(f"{name:22s} {part:8s} {shown}")
+        wrong = [(r["text"], d) for r in rows if (d := filing(r["text"])) != "file" and should_file(r)[0]
+                 or d == "file" and not should_file(r)[0]]
+        for text, decision in wrong[:a.errors]:
+            print(f"    {decision:16s} {text[:60]}")
+    first = lambda key: next((fig["all"][key] for fig in summary.values() if key in fig["all"]), None)  # noqa: E731
+    out = {"complaint_recall": first("complaint_recall"), "complaint_recall_all": first("complaint_recall_all"),
+           "non_complaints_filed": first("non_complaints_filed"), "files": summary}
     print(json.dumps(out, ensure_ascii=False))
     return 0
 

@@ -3,6 +3,7 @@
 intent.tsv     ``kind<TAB>regex``; kinds: command, smalltalk, status, wish, question, complaint_marker
 emergency.tsv  ``code<TAB>regex``; code is a key of nlp.EMERGENCIES (fire, gas, medical, violence ...);
                the earliest match in the message decides the code
+answers.tsv    ``kind<TAB>regex``: whole messages the service answers itself (see ``Answers``)
 Texts are normalised (half-width, lower case) before matching. Order of decision for the intent:
 command > smalltalk (whole message is a greeting/thanks) > status > wish > question (unless a complaint
 marker is present) > complaint.
@@ -15,9 +16,16 @@ from pathlib import Path
 
 from .features import normalize
 
+_HAN = re.compile("[\u4e00-\u9fff]")
+
 TABLES = Path(__file__).with_name("tables")
 INTENTS = ("complaint", "wish", "question", "status", "command", "smalltalk")
 INTENT_SPAN = 160
+ANSWER_SPAN = 40  # longer messages are never menu words, thanks or questions about the service
+PROBLEM_EVIDENCE = 1.0  # known keywords weighing this much make a message a problem (see filing())
+PROBLEM_HAN = 12  # so do this many Chinese characters: a resident who writes that much is telling us something
+PLACED_HAN = 7  # ... or this many, when the classifier places the message in a category (chat is shorter)
+FILE, ASK = "file", "ask"
 
 
 def read_patterns(path: Path) -> dict[str, list[str]]:
@@ -161,6 +169,101 @@ def _compile(pats: list[str], index: bool = True) -> Fast | None:
     return Fast(pats, index=index) if pats else None
 
 
+class Answers:
+    """Whole messages the service answers itself (answers.tsv): menu words typed out, questions about the
+    service, thanks, greetings. ``kind(text)`` is the answer's kind, or None.
+
+    A message of social pieces only (你好，在吗 / 好的，谢谢 / 路灯修好了，辛苦了) is thanks if a piece thanks,
+    else a greeting if a piece greets, else an acknowledgement if a piece acknowledges; "resolved" pieces
+    alone (路灯修好了) are no answer: the resident is asked what they mean.
+    A menu word or question may have greetings, thanks and acknowledgements around it (你好，请问居委会几点
+    上班？谢谢). Those patterns must start with known characters (no leading ``.``): the question patterns
+    are only tried on a message whose first characters can start one, which keeps complaints cheap."""
+
+    SOCIAL = ("thanks", "greeting", "ack")
+    _EDGE = r"[\W_\d]*"  # punctuation, spaces, emoji, digits (你好1: a greeting whatever the digit)
+    _TAIL = r"[啊呀哈啦哟哦呢嘛吧哇呗嘞噢喔了]*[\W_\d]*"  # particles and punctuation after a piece
+    _POLITE = r"(?:请问|想问一?下|问一?下|麻烦问一?下|那个)"
+
+    def __init__(self, kinds: dict[str, list[str]]):
+        from re import _parser
+
+        def alt(names) -> str:
+            return "|".join(f"(?:{p})" for k in names for p in kinds.get(k, []))
+
+        pieces = self.SOCIAL + ("resolved",)
+        piece = f"(?:{alt(pieces)}){self._TAIL}"
+        around = f"(?:{alt(self.SOCIAL)}){self._TAIL}"
+        self._each = {k: re.compile(alt((k,))) for k in ("thanks", "greeting")}
+        # 好 is an acknowledgement, but also in 修好了: one is there when the message cannot be read without it
+        self._without_ack = re.compile(f"{self._EDGE}(?:(?:{alt(('thanks', 'greeting', 'resolved'))}){self._TAIL})+")
+        self.asks = [k for k in kinds if k not in pieces]
+        # Each regular expression below is tried only where its first piece can start: one dictionary lookup
+        # per leading character instead of a hundred alternatives (the classifier runs on every message).
+        social_at: dict[str, list[str]] = {}
+        ask_at: dict[str, dict[str, list[str]]] = {}
+        for k in self.SOCIAL + tuple(self.asks):
+            for pattern in kinds.get(k, []):
+                for a in split_top(pattern):
+                    first = _first_chars(_parser.parse(a))
+                    if not first:
+                        raise ValueError(f"answers.tsv, {k}: {a!r} must start with known characters")
+                    for ch in first:
+                        if k in self.SOCIAL:
+                            social_at.setdefault(ch, []).append(a)
+                        else:
+                            ask_at.setdefault(ch, {}).setdefault(k, []).append(a)
+        self._social_at = {ch: re.compile(f"(?:{'|'.join(f'(?:{a})' for a in alts)}){self._TAIL}(?:{piece})*")
+                           for ch, alts in social_at.items()}
+        # a message may also open with "it is fixed" (路灯修好了，谢谢): the whole alternation, when it could
+        self._social = re.compile(f"{self._EDGE}(?:{piece})+")
+        self._resolved = re.compile("|".join(f"(?:{p})" for p in kinds.get("resolved", ()))) \
+            if kinds.get("resolved") else None
+        self._ask_at = {ch: re.compile("(?:" + "|".join(f"(?P<{k}>{'|'.join(f'(?:{a})' for a in alts)})"
+                                                          for k, alts in by_kind.items())
+                                       + f"){self._TAIL}(?:{around})*")
+                        for ch, by_kind in ask_at.items()}
+        # what may open a message before the question (你好，/ 请问): each alternative alone, to find every end
+        opening_at = {ch: list(alts) for ch, alts in social_at.items()}
+        for a in split_top(self._POLITE[3:-1]):
+            for ch in _first_chars(_parser.parse(a)):
+                opening_at.setdefault(ch, []).append(a)
+        self._opening_at = {ch: [re.compile(a) for a in alts] for ch, alts in opening_at.items()}
+        self._tail = re.compile(self._TAIL)
+        self._lead = re.compile(self._EDGE)
+
+    def kind(self, text: str) -> str | None:
+        lead = self._lead.match(text).end()
+        starts = range(lead + 1) if lead < len(text) else range(len(text))  # where the first piece may start
+        social = False
+        for i in starts:
+            if (r := self._social_at.get(text[i])) and r.fullmatch(text, i):
+                social = True
+                break
+        else:
+            social = ("了" in text and self._resolved is not None and self._resolved.match(text, lead) is not None
+                      and self._social.fullmatch(text) is not None)
+        if social:
+            for k, r in self._each.items():  # thanks, else a greeting, else an acknowledgement
+                if r.search(text):
+                    return k
+            return "ack" if not self._without_ack.fullmatch(text) else None  # 路灯修好了 alone: ask
+        todo = list(starts)
+        seen: set[int] = set()
+        while todo:  # the question starts here, or after one more opening piece (你好，请问…)
+            i = todo.pop()
+            if i in seen or i >= len(text) or len(seen) > 12:
+                continue
+            seen.add(i)
+            ch = text[i]
+            if (r := self._ask_at.get(ch)) and (m := r.fullmatch(text, i)):
+                return next(k for k in r.groupindex if m.group(k) is not None)
+            for r in self._opening_at.get(ch, ()):
+                if m := r.match(text, i):
+                    todo += (m.end(), self._tail.match(text, m.end()).end())
+        return None
+
+
 @dataclass
 class Rules:
     command: Fast | None
@@ -170,19 +273,22 @@ class Rules:
     question: Fast | None
     complaint_marker: Fast | None
     emergencies: Fast | None  # one alternation with a named group per code
+    answers: Answers | None = None
 
     @classmethod
     def load(cls, folder: Path = TABLES) -> "Rules":
         it = read_patterns(folder / "intent.tsv")
         em = read_patterns(folder / "emergency.tsv")
+        answers = folder / "answers.tsv"
         return cls(
             command=_compile(it.get("command", []), index=False),
             smalltalk=_compile(it.get("smalltalk", []), index=False),
             status=_compile(it.get("status", [])),
             wish=_compile(it.get("wish", [])),
             question=_compile(it.get("question", []), index=False),
-            complaint_marker=_compile(it.get("complaint_marker", []), index=False),
+            complaint_marker=_compile(it.get("complaint_marker", [])),
             emergencies=Fast(em) if em else None,
+            answers=Answers(read_patterns(answers)) if answers.is_file() else None,
         )
 
     def analyse(self, text: str, normalized: bool = False) -> tuple[str, str | None]:
@@ -215,3 +321,29 @@ class Rules:
             return None
         m = self.emergencies.search(text if normalized else normalize(text))
         return m.lastgroup if m else None
+
+    def filing(self, text: str, intent: str, emergency: str | None, evidence: float, unsure: bool,
+               normalized: bool = False) -> str:
+        """What the service should do with a message: "file" it as a ticket, "ask" whether it is a problem
+        ("是要反映问题吗？1 是 2 不是"), or "answer:<kind>" it (a menu word, a question about the service,
+        thanks, a greeting, a status query). Only a message that is clearly a problem is filed: an
+        emergency, a micro-wish, or a complaint with a word of a problem in it, enough known keywords
+        (``evidence``), enough Chinese text to be telling us something, or a sentence the classifier places
+        in a category (not ``unsure``) that is longer than a chat phrase."""
+        if emergency:
+            return FILE  # never asked about, never answered away
+        t = text if normalized else normalize(text)
+        if self.answers is not None and len(t) <= ANSWER_SPAN and (kind := self.answers.kind(t)):
+            return "answer:" + kind
+        if intent == "status":
+            return "answer:status"
+        if intent == "wish":
+            return FILE
+        if intent == "smalltalk":
+            return "answer:ack"  # 哈哈, 呵呵, an emoji: nothing to ask about
+        if intent != "complaint":
+            return ASK  # a question about something else, a command out of place, small talk
+        if evidence >= PROBLEM_EVIDENCE or (self.complaint_marker and self.complaint_marker.search(t)):
+            return FILE
+        han = len(_HAN.findall(t))
+        return FILE if han >= PROBLEM_HAN or (han >= PLACED_HAN and not unsure) else ASK

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 ROUTES = ("grid_worker", "property", "owners_committee", "residents_committee", "mediation", "duty_desk")
 URGENCIES = ("normal", "high", "emergency")
@@ -51,17 +52,25 @@ class Emergency:
     code: str
     name: str
     call: str  # the number to tell the resident to call at once
+    advice: str = ""  # what to do, for the resident, first in the reply (plain sentences, no 【紧急】 label)
 
 
-EMERGENCIES: dict[str, Emergency] = {
-    e.code: e
-    for e in (
-        Emergency("fire", "火情", "119"),
-        Emergency("gas", "燃气泄漏", "119"),
-        Emergency("medical", "急症/摔倒", "120"),
-        Emergency("violence", "人身安全", "110"),
-        Emergency("flood", "水浸/爆管", "119"),
-        Emergency("electric", "触电/电气火险", "119"),
-        Emergency("trapped", "电梯困人", "119"),
-    )
-}
+EMERGENCY_ADVICE = Path(__file__).with_name("tables") / "emergency_advice.tsv"
+
+
+def load_emergencies(path: Path = EMERGENCY_ADVICE) -> dict[str, Emergency]:
+    """The emergency kinds and their advice, from one table a community can edit (code, name, call, advice)."""
+    out: dict[str, Emergency] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = [f.strip() for f in line.split("\t")]
+        if len(fields) != 4 or not all(fields):
+            raise ValueError(f"{path}:{n}: expected code<TAB>name<TAB>call<TAB>advice")
+        if fields[0] in out:
+            raise ValueError(f"{path}:{n}: {fields[0]} is already defined")
+        out[fields[0]] = Emergency(*fields)
+    return out
+
+
+EMERGENCIES: dict[str, Emergency] = load_emergencies()

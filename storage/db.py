@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,69 @@ def async_url(url: str) -> str:
     if not u.drivername.startswith(("sqlite+aiosqlite", "postgresql+asyncpg")):
         raise ValueError(f"unsupported database {u.drivername!r}: use sqlite:///FILE or postgresql://...")
     return u.render_as_string(hide_password=False)
+
+
+def shown_url(url: str) -> str:
+    """The URL for messages and logs: the password hidden, a SQLite file as its absolute path."""
+    try:
+        u = make_url(url)
+    except Exception:
+        return "（无法解析 / unparsable）"
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+        return f"sqlite:///{os.path.abspath(u.database)}"
+    return u.render_as_string(hide_password=True)
+
+
+def explain_error(exc: BaseException, url: str) -> str | None:
+    """One line for an operator when the database cannot be used (what is wrong, and what to do), or None
+    when `exc` is not such an error. `url` is the database the command was using."""
+    import socket
+    import sqlite3
+
+    where = shown_url(url)
+    u = make_url(url)
+    networked = not u.drivername.startswith("sqlite")
+    for e in _chain(exc):
+        name = type(e).__name__
+        message = str(e)
+        if not networked and name not in ("OperationalError", "FileNotFoundError", "PermissionError"):
+            continue
+        if name == "InvalidCatalogNameError":
+            return (f"数据库 {u.database} 不存在（{where}）：请先创建它，或改正 DATABASE_URL / "
+                    f"the database does not exist: create it or correct DATABASE_URL")
+        if name in ("InvalidPasswordError", "InvalidAuthorizationSpecificationError"):
+            return (f"数据库拒绝了用户名或密码（{where}）：请检查 DATABASE_URL 里的用户名和密码 / "
+                    f"the database refused the user or password in DATABASE_URL ({message})")
+        if isinstance(e, socket.gaierror):
+            return (f"找不到数据库的主机 {u.host}（{where}）：请检查 DATABASE_URL 的主机名 / "
+                    f"unknown database host: check the host in DATABASE_URL")
+        if isinstance(e, (ConnectionRefusedError, TimeoutError)) or (
+                isinstance(e, OSError) and "connect" in message.lower()):
+            return (f"连不上数据库 {u.host}:{u.port or 5432}（{where}）：数据库没有运行，或 DATABASE_URL 的主机、端口不对 / "
+                    f"cannot reach the database: is it running, are host and port in DATABASE_URL right?")
+        if name == "UndefinedTableError" or "no such table" in message:
+            return (f"数据库还没有建表（{where}）：请先运行 linli db upgrade / "
+                    f"the database was never migrated: run linli db upgrade")
+        if isinstance(e, (FileNotFoundError, PermissionError)) or (
+                isinstance(e, sqlite3.OperationalError) and ("unable to open" in message or "readonly" in message)):
+            folder = os.path.dirname(os.path.abspath(u.database or ".")) if u.drivername.startswith("sqlite") else ""
+            if folder:
+                return (f"打不开数据库文件（{where}）：目录 {folder} 要存在并且可写，或改正 DATABASE_URL / "
+                        f"cannot open the SQLite file: its folder must exist and be writable ({message})")
+    return None
+
+
+def _chain(exc: BaseException):
+    """The exception, its causes and contexts, and the driver errors SQLAlchemy wraps (`orig`)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [getattr(e, "orig", None), e.__cause__, e.__context__]
 
 
 def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> AsyncEngine:

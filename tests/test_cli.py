@@ -24,9 +24,11 @@ def test_db_upgrade_then_report_outbox_and_staff(fresh_db, capsys):
 
 
 def test_bad_month_and_bad_database_url_are_named(fresh_db, monkeypatch, capsys):
-    assert main(["report", "--month", "11/2026"]) == 2
+    with pytest.raises(SystemExit) as stop:  # a mistyped argument: argparse's usage error, status 2
+        main(["report", "--month", "11/2026"])
+    assert stop.value.code == 2 and "YYYY-MM" in capsys.readouterr().err
     monkeypatch.setenv("DATABASE_URL", "mysql://x/y")
-    assert main(["db", "upgrade"]) == 2
+    assert main(["db", "upgrade"]) == 1
     assert "DATABASE_URL" in capsys.readouterr().err
 
 

@@ -52,5 +52,5 @@ def test_a_missing_or_malformed_setting_is_named(env, named):
 
 def test_serve_stops_with_a_message_naming_the_setting(monkeypatch, capsys):
     monkeypatch.delenv("LINLI_WECHAT_TOKEN", raising=False)
-    assert main(["serve", "--port", "0"]) == 2
+    assert main(["serve", "--port", "0"]) == 1
     assert "LINLI_WECHAT_TOKEN" in capsys.readouterr().err

@@ -59,7 +59,8 @@ def test_seed_link_key_and_report_with_xlsx(fresh_db, tmp_path, capsys):
     month = f"{utcnow() - timedelta(days=35):%Y-%m}"
     book_path = tmp_path / "report.xlsx"
     assert main(["report", "--month", month, "--xlsx", str(book_path)]) == 0
-    printed = capsys.readouterr().out.strip()
+    source, printed = capsys.readouterr().out.strip().split("\n", 1)
+    assert source.startswith("数据来源")  # which database it read
     # the former code counted with the time it ran; seeded deadlines are far from now, so both agree
     assert printed == render(month, asyncio.run(former_monthly(fresh_db, month, utcnow())))
     book = openpyxl.load_workbook(book_path)

@@ -10,24 +10,24 @@ from bot.config import migrated_database_url
 
 
 def register(commands) -> None:
-    console = commands.add_parser("console", help="the web console: login links, benchmark data")
+    console = commands.add_parser("console", help="网页后台：登录链接、测试数据 / the web console: login links, data")
     sub = console.add_subparsers(dest="console_command", required=True)
-    link = sub.add_parser("link", help="print a one-time console login link (10 minutes, one use)")
+    link = sub.add_parser("link", help="生成一次性后台登录链接（10分钟内有效，只能用一次）/ a one-time login link")
     link.add_argument("--name", required=True, help="the staff member's name (as on their invite code)")
     link.set_defaults(run=_link)
-    seed = sub.add_parser("seed", help="add N synthetic tickets over past months (for `linli bench console`)")
+    seed = sub.add_parser("seed", help="造 N 条测试工单（供 linli bench console 用）/ synthetic tickets for the benchmark")
     seed.add_argument("--tickets", type=int, default=1_000_000)
     seed.add_argument("--months", type=int, default=12)
     seed.set_defaults(run=_seed)
-    open311 = commands.add_parser("open311", help="the Open311 GeoReport v2 API")
+    open311 = commands.add_parser("open311", help="Open311 GeoReport v2 接口 / the Open311 API")
     key = open311.add_subparsers(dest="open311_command", required=True).add_parser(
-        "key", help="make (or replace) a client's API key; prints {\"api_key\": …} last")
+        "key", help="为接入方生成（或更换）API 密钥，最后一行打印 {\"api_key\": …} / an API key")
     key.add_argument("--name", required=True, help="the client's name, e.g. 12345-platform")
     key.set_defaults(run=_key)
 
 
 def register_bench(bench_commands) -> None:
-    bench = bench_commands.add_parser("console", help="console ticket list and monthly report against plain SQL")
+    bench = bench_commands.add_parser("console", help="后台工单列表和月报的速度，对比直接 SQL / console queries against plain SQL")
     bench.add_argument("--runs", type=int, default=40, help="timed runs per query (default 40)")
     bench.set_defaults(run=_bench)
 
