@@ -43,8 +43,57 @@ def register(commands) -> None:
     invite.add_argument("--name", default="", help="本人姓名，同事能看到 / the person's name, shown to colleagues")
     invite.add_argument("--hours", type=float, default=72, help="邀请码几小时后失效（默认 72）/ hours until it expires")
     invite.set_defaults(run=run_staff_invite)
+    community = commands.add_parser("community", help="社区的联系方式（居民问“怎么联系居委会”时回答）/ contacts")
+    community_commands = community.add_subparsers(dest="community_command", required=True, metavar="命令")
+    setter = community_commands.add_parser("set", help="登记电话、办公时间、地址 / set phone, hours, address")
+    setter.add_argument("code", help="社区编号（户表的 community 列）/ the community's code")
+    setter.add_argument("--phone", help="电话，例如 010-6512 3456")
+    setter.add_argument("--hours", help="办公时间，例如 周一至周五 8:30-17:30")
+    setter.add_argument("--address", help="服务站地址")
+    setter.set_defaults(run=run_community_set)
+    community_commands.add_parser("list", help="各社区的联系方式 / every community's contacts").set_defaults(
+        run=run_community_list)
     staff_commands.add_parser("list", help="在岗人员和未使用的邀请码 / active staff and unused codes").set_defaults(
         run=run_staff_list)
+
+
+def run_community_set(args: argparse.Namespace) -> int:
+    async def go(url: str) -> int:
+        engine = create_engine(url)
+        try:
+            async with sessionmaker(engine)() as session, session.begin():
+                c = (await session.execute(select(Community).where(Community.code == args.code))).scalar_one_or_none()
+                if c is None:
+                    print(f"没有社区 {args.code}，请先导入户表 / no community {args.code}", file=sys.stderr)
+                    return 1
+                for field, value in (("phone", args.phone), ("office_hours", args.hours),
+                                     ("office_address", args.address)):
+                    if value is not None:
+                        setattr(c, field, value.strip())
+                print(_contact_line(c))
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go(migrated_database_url()))
+
+
+def run_community_list(_args: argparse.Namespace) -> int:
+    async def go(url: str) -> int:
+        engine = create_engine(url)
+        try:
+            async with sessionmaker(engine)() as session:
+                for c in (await session.execute(select(Community).order_by(Community.code))).scalars():
+                    print(_contact_line(c))
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go(migrated_database_url()))
+
+
+def _contact_line(c: Community) -> str:
+    return f"{c.code} {c.name}：电话 {c.phone or '-'}；办公时间 {c.office_hours or '-'}；地址 {c.office_address or '-'}"
 
 
 def _now() -> datetime:

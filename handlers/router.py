@@ -7,7 +7,8 @@
   5. commands     exact words, then patterns, router by router in the order included below
   6. the question the last question this person was asked (a bare digit answers it and nothing else)
   7. media        pictures, places, voice notes: attached to the ticket just opened
-  8. free text    router by router: a bare number, a code, an address, then a new matter
+  8. free text    router by router: a small number with no question open, a code, an address, what the
+                  service answers itself (or asks about), then a new matter
 A command never falls into a dialogue: it is answered, and the dialogue stays open unless the answer asks
 a new question. Adding a capability is its module and one `include_router` line here.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import nlp
-from handlers import accounts, rating, staff, texts, tickets, welcome, wishes
+from handlers import accounts, answers, rating, staff, texts, tickets, welcome, wishes
 from handlers.followup import followup_jobs
 from handlers.context import Context
 from handlers.routing import QUESTION_KEY, Router, Table, Turn, dump_question, load_question
@@ -27,6 +28,7 @@ root.include_router(welcome.router)
 root.include_router(accounts.router)
 root.include_router(staff.router)
 root.include_router(rating.router)
+root.include_router(answers.router)
 root.include_router(tickets.router)
 TABLE = Table(root)
 

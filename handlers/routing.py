@@ -68,6 +68,15 @@ class Turn:
             self._verdict = nlp.classify(self.text)
         return self._verdict
 
+    def rewrite(self, text: str) -> None:
+        """Handle these words instead (an earlier message the person has now said was meant as a problem)."""
+        from dataclasses import replace
+
+        self.msg = replace(self.msg, text=text)
+        self.text = normalise(text)
+        self.words = command_words(self.text)
+        self._verdict = None
+
     def ask(self, name: str, data: dict | None = None, tries: int = 0) -> None:
         """This reply asks a question: it replaces the open one (saved once the message's writes commit)."""
         self._asked = Question(name, data or {}, tries)

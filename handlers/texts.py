@@ -33,6 +33,24 @@ NO_QUESTION = "您回复的数字没有对应的问题。请回复数字：\n1 �
 LEFT_TO_DUTY_DESK = "好的，这件事先交给社区值班人员安排，会尽快联系您。"
 NO_TICKETS = "您还没有反映过问题。直接打字告诉我遇到的事就可以。"
 
+# --- the front desk: what the service answers itself ----------------------------------------------------
+ASK_IF_PROBLEM = "是要反映问题吗？回复数字：\n1 是，请记下来\n2 不是"
+NOT_A_PROBLEM = "好的，没有记成问题。有事随时直接打字告诉我。"
+ACK = "好的。有事随时直接打字告诉我。"
+WHO_WE_ARE = ("我是社区的公众号“邻里”，由居委会和网格员在后面办理。\n"
+              "您可以在这里反映问题、查看进度，社区也会在这里通知您。回复“帮助”看看能做什么。")
+
+
+def community_contact(name: str, phone: str, hours: str, address: str) -> str:
+    lines = [f"{name}："] if name else []
+    lines += [f"电话：{phone}"] if phone else []
+    lines += [f"办公时间：{hours}"] if hours else []
+    lines += [f"地址：{address}"] if address else []
+    if len(lines) <= (1 if name else 0):
+        return "社区还没有登记联系方式。有事可以直接在这里打字告诉我们，网格员会联系您。"
+    return "\n".join(lines + ["有事也可以直接在这里打字告诉我们。"])
+
+
 ROUTE_NAMES = {
     "grid_worker": "您所在网格的网格员",
     "property": "物业公司",
@@ -119,9 +137,12 @@ def receipt(number: str, category_name: str, handler: str, response_hours: int, 
 
 
 def emergency_advice(code: str) -> str:
+    """What to do first, for this kind of emergency (nlp/tables/emergency_advice.tsv, which a community edits)."""
     import nlp
 
-    return f"【紧急】如有危险，请先离开危险地方，马上拨打 {nlp.EMERGENCIES[code].call}！我们已通知社区加急处理。\n"
+    kind = nlp.EMERGENCIES.get(code)
+    advice = kind.advice if kind and kind.advice else "如有危险，请先离开危险的地方，马上拨打 110、119 或 120。"
+    return f"【紧急】{advice}\n我们已通知社区加急处理。\n"
 
 
 def emergency_again(number: str) -> str:

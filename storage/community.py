@@ -359,6 +359,18 @@ async def grid_at(session: AsyncSession, lat: float, lon: float, community_id: i
 
 # ---- lookups for handlers -----------------------------------------------------------------------
 
+async def community_of(session: AsyncSession, openid: str) -> Community | None:
+    """The community a person writes from: their flat's (bound or waiting), else the only one there is."""
+    found = (await session.execute(
+        select(Community).join(Building, Building.community_id == Community.id)
+        .join(Household, Household.building_id == Building.id)
+        .join(Resident, Resident.household_id == Household.id).where(Resident.openid == openid))).scalar_one_or_none()
+    if found is not None:
+        return found
+    only = (await session.execute(select(Community).limit(2))).scalars().all()
+    return only[0] if len(only) == 1 else None
+
+
 async def bound_homes(session: AsyncSession) -> list[tuple[str, int, int, str]]:
     """(openid, grid_id, household_id, "1号网格 3栋2单元501") of every resident whose binding is confirmed."""
     rows = await session.execute(
@@ -415,6 +427,8 @@ async def find_household(session: AsyncSession, text: str) -> Household | None:
 
 # ---- the demo community -------------------------------------------------------------------------
 
+DEMO_CONTACT = {"phone": "010-6512 3456", "office_hours": "周一至周五 8:30-17:30，周六上午 9:00-12:00",
+                "office_address": "幸福里社区服务站（1栋旁）"}
 DEMO_HOMES = {"张阿姨": "3栋2单元501", "李大爷": "1栋1单元301"}  # both in grid 1, both owners
 DEMO_STAFF = {  # display name -> (role, grid code, head)
     "王网格员": ("grid_worker", "1", False),
@@ -432,6 +446,9 @@ async def seed_demo(engine: AsyncEngine, identities: dict[str, str], now: dateti
             raise ValueError("demo data is broken:\n" + report.summary())
     async with sessionmaker(engine)() as session, session.begin():
         community = (await session.execute(select(Community).where(Community.code == DEMO_COMMUNITY))).scalar_one()
+        if not community.phone:  # what `linli community set` records for a real community
+            community.phone, community.office_hours = DEMO_CONTACT["phone"], DEMO_CONTACT["office_hours"]
+            community.office_address = DEMO_CONTACT["office_address"]
         for name, where in DEMO_HOMES.items():
             openid = identities.get(name)
             places = [p for p in await find_places(session, where) if p.community == community.name]

@@ -128,6 +128,10 @@ class Community(Base):
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # What residents ask the account about the community itself (怎么联系居委会 / 几点上班): `linli community set`
+    phone: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    office_hours: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    office_address: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
 
 class Grid(Base):
