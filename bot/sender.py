@@ -67,6 +67,10 @@ def chunks(rows: list) -> list[list]:
     return out
 
 
+# What the template's fields say, in their order: how a phone (and the demo's chat) labels them.
+TEMPLATE_LABELS = ("事项", "编号", "状态", "时间")
+
+
 def progress_template(text: str, created_at: datetime, ref: str = "", phrase: str = "") -> dict[str, str]:
     """The generic 4-field "办理进度" template: what happened, its number, its status, when (China time)."""
     summary = " ".join(text.split())

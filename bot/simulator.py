@@ -27,6 +27,18 @@ HELP = """命令：
 其他内容直接作为文字消息发出。"""
 
 
+def notification_text(message: dict) -> str:
+    """A notice as the phone shows it: a customer-service message as it is; a template message (sent outside
+    the 48-hour window) with its fields' labels, as WeChat renders the 办理进度 template."""
+    if message.get("kind") != "template":
+        return f"【通知】{message['text']}"
+    from bot.sender import TEMPLATE_LABELS
+
+    values = message["text"].split("\n")
+    fields = [f"{label}：{value}" for label, value in zip(TEMPLATE_LABELS, values)] + values[len(TEMPLATE_LABELS):]
+    return "【模板消息·办理进度】" + "｜".join(fields)
+
+
 class ChatSession:
     """One terminal chat: the current identity, safe mode, and which notifications were already shown."""
 
@@ -62,7 +74,7 @@ class ChatSession:
                                  params={"openid": openid, "after": str(self.seen[openid])}) as resp:
             sent = await resp.json()
         for message in sent:
-            self.out(f"【通知】{message['text']}")
+            self.out(notification_text(message))
             self.seen[openid] = message["seq"]
 
     async def handle(self, line: str) -> bool:

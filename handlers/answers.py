@@ -31,6 +31,8 @@ async def by_filing(turn: Turn) -> Outcome | None:
     if filing == "ask":
         if not _HAN.search(turn.text):
             return None  # "asdf", "???": tickets shows the menu
+        if (last := await tickets.last_ticket(turn)) is not None:
+            return tickets.attach_words(turn, *last)  # 就在3栋门口, right after the report: part of it
         turn.ask(confirm.state("problem"), {"text": turn.msg.text})
         return Outcome(texts.ASK_IF_PROBLEM)
     return await answer(turn, filing.removeprefix("answer:"))

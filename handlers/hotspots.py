@@ -40,6 +40,22 @@ def repeat_of(open_tickets, text: str):
     return next((t for t in open_tickets if similarity(t.text, text) >= REPEAT_SIMILARITY), None)
 
 
+KEYWORD_OVERLAP = 0.5
+
+
+def maybe_same(open_tickets, keywords: tuple[str, ...]):
+    """An open ticket (same category) that other words may be about: most of their deciding words (two
+    characters or more) are the same (门口的路灯不亮了 / 门口路灯还是不亮，都好几天了). Asked, not assumed."""
+    mine = {k for k in keywords if len(k.strip("<>")) >= 2}
+    if not mine:
+        return None
+    for t in open_tickets:
+        theirs = {k for k in (t.keywords or "").split() if len(k.strip("<>")) >= 2}
+        if theirs and len(mine & theirs) / min(len(mine), len(theirs)) >= KEYWORD_OVERLAP:
+            return t
+    return None
+
+
 @dataclass
 class Link:
     """How a new ticket joins a hot spot: the cluster, and what must be written for it."""

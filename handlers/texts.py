@@ -149,6 +149,11 @@ def emergency_again(number: str) -> str:
     return f"这件紧急的事已经在加急处理，编号：{number}\n还有情况请接着说，或直接打电话。"
 
 
+def same_matter(number: str, text: str) -> str:
+    return (f"您之前反映过：编号 {number}“{_short(text, 20)}”。\n是同一件事吗？回复数字：\n"
+            "1 是，再催一下\n2 不是，是另一件事")
+
+
 def repeat_progress(number: str, status: str) -> str:
     return (f"这件事您已经反映过了，编号 {number}，{STATUS_NAMES.get(status, status)}。\n"
             f"我们已记下您又催了一次。看进度：回复“查询 {number}”")
@@ -216,9 +221,18 @@ def ticket_not_found(number: str) -> str:
     return f"没有找到编号 {number} 的诉求，请核对一下。\n回复“我的诉求”可以看您反映过的事。"
 
 
-def ticket_status(number: str, category_name: str, status: str, text: str, history: list[tuple[datetime, str]]) -> str:
-    lines = [f"编号 {number}（{category_name}）", f"内容：{_short(text, 40)}", f"现在：{STATUS_NAMES.get(status, status)}"]
-    lines += [f"· {local_time(at)} {what}" for at, what in history[-5:]]
+STORY_PAGE = 8  # timeline entries per reply of 查询; `下一页` shows the next
+
+
+def ticket_status(number: str, category_name: str, status: str, text: str, history: list[tuple[datetime, str]],
+                  *, first: int = 1, total: int | None = None, more: bool = False) -> str:
+    total = len(history) if total is None else total
+    lines = [f"编号 {number}（{category_name}）", f"内容：{_short(text, 60)}", f"现在：{STATUS_NAMES.get(status, status)}"]
+    if total > len(history):
+        lines.append(f"经过（第{first}–{first + len(history) - 1}条，共{total}条）：")
+    lines += [f"· {local_time(at)} {what}" for at, what in history]
+    if more:
+        lines.append("回复“下一页”看后面的经过。")
     return "\n".join(lines)
 
 

@@ -68,8 +68,9 @@ async def _number_alone(turn: Turn) -> Outcome:
     return Outcome(texts.number_not_understood(number))
 
 
-async def open_ticket(turn: Turn) -> Outcome:
-    """Store the resident's words as a new ticket, dispatch it, and answer with its receipt."""
+async def open_ticket(turn: Turn, *, new_matter: bool = False) -> Outcome:
+    """Store the resident's words as a new ticket, dispatch it, and answer with its receipt. `new_matter`:
+    the resident said it is not the open ticket it resembles."""
     msg, ctx, verdict = turn.msg, turn.ctx, turn.verdict
     text = msg.text.strip() or turn.text  # the record keeps what the resident wrote
     category = nlp.CATEGORIES[verdict.category]
@@ -82,10 +83,13 @@ async def open_ticket(turn: Turn) -> Outcome:
     keywords = " ".join(verdict.keywords)[:200]
     # The flag spares first-time residents a query: only someone with tickets can repeat one. (Without
     # shared state, say while Redis restarts, a repeat may become a new ticket; nothing is lost.)
-    if not verdict.emergency and await ctx.state.get(HAS_TICKETS + msg.openid):
+    if not verdict.emergency and not new_matter and await ctx.state.get(HAS_TICKETS + msg.openid):
         mine = await ctx.read(repo.open_tickets, msg.openid, category.code, ticket_rules.OPEN)
         if repeat := hotspots.repeat_of(mine, turn.text):
             return _repeat(turn, repeat, now)
+        if close := hotspots.maybe_same(mine, verdict.keywords):
+            turn.ask(dialogue.state("same"), {"ticket": close.id, "number": close.number, "text": msg.text})
+            return Outcome(texts.same_matter(close.number, close.text))
     home = await ctx.directory.home(msg.openid)
     place, where = (dispatch.Place(home.grid_id, home.household_id), home.where) if home else (dispatch.Place(), "")
     ask = verdict.unsure and not verdict.emergency  # in danger, help comes first; the category can wait
@@ -161,7 +165,7 @@ async def open_ticket(turn: Turn) -> Outcome:
                              "n": number}, ensure_ascii=False)
 
     async def remember() -> None:
-        await ctx.state.set(LAST_TICKET + msg.openid, f"{ticket_id} {number}", ctx.attach_window_s)
+        await ctx.state.set(LAST_TICKET + msg.openid, f"{ticket_id} {number} {category.code}", ctx.attach_window_s)
         await ctx.state.set(HAS_TICKETS + msg.openid, "1", HAS_TICKETS_S)
         await ctx.state.set(RECENT + msg.openid, remembered, EMERGENCY_AGAIN_S if verdict.emergency else DOUBLE_SEND_S)
         await ctx.state.delete(ORPHANS + msg.openid)
@@ -197,10 +201,25 @@ async def remember_open_complainants(ctx) -> None:
 
 
 def _repeat(turn: Turn, ticket, now) -> Outcome:
-    """The same complaint again: no new ticket; the handler's timeline records the resident asked again."""
+    """The same complaint again: no new ticket; the handler's timeline records the resident asked again (催办)."""
     unit = Unit()
     unit.add(TicketEvent, ticket_id=ticket.id, at=now, actor=turn.openid, action="repeated", note=turn.msg.text[:200])
     return Outcome(texts.repeat_progress(ticket.number, ticket.status), unit)
+
+
+@dialogue.step("same")
+async def same_or_new(turn: Turn, data: dict) -> Outcome | None:
+    """"是编号 X 的那件事吗？": 1 counts a reminder (催办) on it, 2 files the words as a new matter."""
+    choice = turn.words
+    if choice not in ("1", "2"):
+        return None
+    turn.rewrite(data["text"])
+    turn.done()
+    if choice == "2":
+        return await open_ticket(turn, new_matter=True)
+    async with turn.ctx.sessions() as session:
+        ticket = await session.get(Ticket, data["ticket"])
+    return _repeat(turn, ticket, turn.ctx.now())
 
 
 # ---- the category question of an unsure ticket ---------------------------------------------------------
@@ -287,8 +306,32 @@ async def attach_media(turn: Turn) -> Outcome:
 
 
 async def attaching(turn: Turn) -> bool:
-    """Whether a voice note now belongs to the ticket just opened (else its words are a message)."""
-    return bool(await turn.ctx.state.get(LAST_TICKET + turn.openid))
+    """Whether a voice note belongs to the ticket just opened (else its words are a message of their own):
+    only plainly supplementary words attach; words that name a problem of another kind are a new matter.
+    (An emergency never gets here: the hallway heard it first.)"""
+    last = await turn.ctx.state.get(LAST_TICKET + turn.openid)
+    if not last:
+        return False
+    parts = last.split()
+    verdict = turn.verdict
+    new_matter = verdict.filing == "file" and not verdict.unsure and len(parts) > 2 and verdict.category != parts[2]
+    return not new_matter
+
+
+async def last_ticket(turn: Turn) -> tuple[int, str] | None:
+    """(id, number) of the ticket this person opened within the attach window."""
+    last = await turn.ctx.state.get(LAST_TICKET + turn.openid)
+    return (int(last.split()[0]), last.split()[1]) if last else None
+
+
+def attach_words(turn: Turn, ticket_id: int, number: str) -> Outcome:
+    """A few more words about the ticket just opened (就在3栋门口): its record, not a new matter."""
+    now = turn.ctx.now()
+    unit = Unit()
+    unit.add(Attachment, ticket_id=ticket_id, openid=turn.openid, kind="text", text=turn.msg.text[:500],
+             created_at=now)
+    unit.add(TicketEvent, ticket_id=ticket_id, at=now, actor=turn.openid, action="attached", note=turn.msg.text[:200])
+    return Outcome(texts.attached(number, "补充的话"), unit)
 
 
 # ---- looking things up ---------------------------------------------------------------------------------
@@ -303,14 +346,29 @@ async def how_to_query(turn: Turn, _m: re.Match | None = None) -> Outcome:
     return Outcome(texts.HOW_TO_QUERY)
 
 
-async def show_ticket(turn: Turn, number: str) -> Outcome:
+async def show_ticket(turn: Turn, number: str, offset: int = 0) -> Outcome:
+    """The whole story of the resident's own ticket, a page at a time (`下一页`); staff-only notes left out."""
     async with turn.ctx.sessions() as session:
         ticket = await repo.resident_ticket(session, turn.openid, number)
         if ticket is None:
             return Outcome(texts.ticket_not_found(number))
         events = await repo.timeline(session, ticket.id)
+    history = texts.timeline(events, for_staff=False)
+    page = history[offset:offset + texts.STORY_PAGE]
+    more = offset + len(page) < len(history)
+    if more:
+        turn.ask(dialogue.state("story"), {"number": number, "offset": offset + len(page)})
+    elif offset:
+        turn.done()
     return Outcome(texts.ticket_status(ticket.number, texts.category_name(ticket.category), ticket.status,
-                                       ticket.text, texts.timeline(events, for_staff=False)))
+                                       ticket.text, page, first=offset + 1, total=len(history), more=more))
+
+
+@dialogue.step("story")
+async def story_goes_on(turn: Turn, data: dict) -> Outcome | None:
+    if turn.words not in ("下一页", "下页", "更多", "继续"):
+        return None
+    return await show_ticket(turn, data["number"], int(data["offset"]))
 
 
 @router.command("我的诉求", "我的问题", "我的反映", "诉求", "我反映的问题")

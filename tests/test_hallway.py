@@ -399,3 +399,46 @@ async def test_a_cancelled_push_that_was_just_handed_the_turn_passes_it_on():
     second.cancel()  # … which is cancelled before it runs
     await asyncio.gather(second, third, return_exceptions=True)
     assert entered == [3] and len(turns) == 0
+
+
+# ---- rewording finds the open ticket (issue 14) ------------------------------------------------------
+
+async def test_rewording_finds_the_open_ticket_and_asks(wechat, service):
+    first = number_in(await wechat.send("r-re", "小区门口的路灯不亮了"))
+    asked = await wechat.send("r-re", "门口路灯还是不亮，都好几天了")
+    assert first in asked and "是同一件事吗" in asked
+    again = await wechat.send("r-re", "1")
+    assert first in again and "催了一次" in again
+    assert len(await tickets(service, "r-re")) == 1
+    async with service.ctx.sessions() as s:
+        reminders = (await s.execute(select(func.count()).select_from(TicketEvent).where(
+            TicketEvent.action == "repeated"))).scalar_one()
+    assert reminders == 1
+    await wechat.send("r-re", "门口路灯到现在都不亮")
+    new = await wechat.send("r-re", "2")  # another lamp, another matter
+    assert "编号：" in new and first not in new
+    assert len(await tickets(service, "r-re")) == 2
+
+
+async def test_in_the_attach_window_only_supplementary_words_attach(wechat, service):
+    number = number_in(await wechat.send("r-att", "小区门口的路灯不亮了"))
+    assert number in await wechat.send("r-att", "就在5号楼旁边")  # supplementary: attached
+    assert number in await wechat.push("r-att", "voice", MediaId="v1", Format="amr", Recognition="好几天了")
+    other = await wechat.push("r-att", "voice", MediaId="v2", Format="amr", Recognition="楼上装修天天打电钻太吵了")
+    assert "编号：" in other and number not in other  # a new matter of another kind: its own ticket
+    assert len(await tickets(service, "r-att")) == 2
+    async with service.ctx.sessions() as s:
+        events = (await s.execute(select(TicketEvent.action, TicketEvent.note).where(
+            TicketEvent.ticket_id == (await tickets(service, "r-att"))[0].id))).all()
+    assert ("attached", "就在5号楼旁边") in events
+
+
+async def test_query_shows_the_whole_story_page_by_page(wechat, service, community):
+    number = number_in(await wechat.send(RESIDENT, "楼道的灯坏了好几天了，晚上看不见"))
+    await wechat.send(WORKER, f"签收 {number}")
+    for i in range(8):
+        await wechat.send(WORKER, f"回复 {number} 第{i}次联系")
+    first = await wechat.send(RESIDENT, f"查询 {number}")
+    assert "提交" in first and "第1–8条，共11条" in first and "下一页" in first
+    rest = await wechat.send(RESIDENT, "下一页")
+    assert "第9–11条" in rest and "第7次联系" in rest and "下一页”看" not in rest

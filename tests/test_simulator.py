@@ -143,3 +143,11 @@ async def test_every_kind_of_message_and_safe_mode(chat):
 async def test_unknown_start_identity_is_refused(chat):
     with pytest.raises(ValueError, match="王大爷"):
         await chat("/quit", start_as="王大爷")
+
+
+def test_a_template_notice_is_shown_with_its_fields_labels():
+    from bot.simulator import notification_text
+
+    shown = notification_text({"kind": "template", "text": "已办结…\n100071\n已办结\n2026年11月22日 10:00"})
+    assert shown == "【模板消息·办理进度】事项：已办结…｜编号：100071｜状态：已办结｜时间：2026年11月22日 10:00"
+    assert notification_text({"kind": "custom", "text": "【新工单】编号 100071"}) == "【通知】【新工单】编号 100071"
