@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.delivery import Delivery, Limits
 from bot.gateway import Gateway
 from bot.scheduler import Scheduler
+from bot.web.settings import load_web_settings
 from bot.sender import OutboxSender
 from bot.web import add_console_routes
 from bot.webhook import add_webhook_routes
@@ -101,7 +102,8 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
                   ticket_ids=IdAllocator(engine, "tickets", start=FIRST_TICKET_ID),
                   now=now, attach_window_s=settings.attach_window_s, rating_timeout_s=settings.rating_timeout_h * 3600,
                   time_limits=load_time_limits(settings.time_limits_file),
-                  hotspot_window_s=settings.hotspot_window_h * 3600, hotspot_households=settings.hotspot_households)
+                  hotspot_window_s=settings.hotspot_window_h * 3600, hotspot_households=settings.hotspot_households,
+                  public_url=load_web_settings().public_url)
     if not settings.redis_url:  # in-process state starts empty: remember who may repeat an open complaint
         await remember_open_complainants(ctx)
     writer = Writer(engine)

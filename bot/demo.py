@@ -63,7 +63,7 @@ async def open_web_face(app: web.Application, public_url: str, standin_url: str)
     import dataclasses
 
     from bot.web import WEB
-    from bot.web.auth import make_login_link
+    from handlers.console_login import make_login_link
 
     web_app = app[WEB]
     web_app.settings = dataclasses.replace(web_app.settings, public_url=public_url, oauth_base=standin_url)

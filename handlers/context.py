@@ -31,3 +31,4 @@ class Context:
     time_limits: dict[str, tuple[float, float]] = field(default_factory=dict)  # category -> (response, resolve) h
     hotspot_window_s: float = 72 * 3600  # reports this close in time can be the same hot spot
     hotspot_households: int = 5  # a hot spot this large becomes a candidate 议题
+    public_url: str = "http://127.0.0.1:8080"  # what links in replies start with (LINLI_PUBLIC_URL)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import nlp
-from handlers import accounts, answers, rating, staff, texts, tickets, welcome, wishes
+from handlers import accounts, answers, console_login, rating, staff, texts, tickets, welcome, wishes
 from handlers.followup import followup_jobs
 from handlers.context import Context
 from handlers.routing import QUESTION_KEY, Router, Table, Turn, dump_question, load_question
@@ -27,6 +27,7 @@ root = Router("linli")
 root.include_router(welcome.router)
 root.include_router(accounts.router)
 root.include_router(staff.router)
+root.include_router(console_login.router)
 root.include_router(rating.router)
 root.include_router(answers.router)
 root.include_router(tickets.router)

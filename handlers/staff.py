@@ -243,7 +243,8 @@ async def _accept(ctx, roles: list[Staff], ticket: Ticket) -> Outcome:
         status=ticket_rules.next_status("dispatched", "accept"), assignee_id=role.id,
         accepted_at=ticket.accepted_at or now, updated_at=now, **NEW_DEADLINE))  # now the resolve deadline counts
     _event(unit, ticket, role, "accepted", signature(role), now)
-    notify(unit, ticket.openid, texts.resident_accepted(ticket.number, signature(role)), now,
+    notify(unit, ticket.openid, texts.resident_accepted(ticket.number, signature(role),
+                                                   texts.ticket_link(ctx.public_url, ticket.number)), now,
            about=dispatch.ticket_subject(ticket.id, ticket.number, "accepted"))
     return Outcome(texts.accepted_reply(ticket.number), unit, conflict_reply=texts.already_taken(ticket.number))
 
@@ -296,7 +297,8 @@ async def _resolve(ctx, roles: list[Staff], ticket: Ticket, note: str) -> Outcom
         status=ticket_rules.next_status(ticket.status, "resolve"), resolved_at=now, updated_at=now,
         solved=None, rating=None))
     _event(unit, ticket, role, "resolved", note[:500], now)
-    notify(unit, ticket.openid, texts.resident_resolved(ticket.number, note), now,
+    notify(unit, ticket.openid, texts.resident_resolved(ticket.number, note, texts.ticket_link(ctx.public_url, ticket.number)),
+           now,
            about=dispatch.ticket_subject(ticket.id, ticket.number, "resolved"))
     from handlers import rating  # the rating question is the resident's next one
 

@@ -358,8 +358,13 @@ def already_taken(number: str) -> str:
     return f"编号 {number} 已被别人签收了，不用重复处理。"
 
 
-def resident_accepted(number: str, who: str) -> str:
-    return f"您反映的问题（编号 {number}）已由{who}签收，正在办理。"
+def ticket_link(public_url: str, number: str) -> str:
+    """The page inside WeChat with a ticket's whole story and photos (bot/web/h5.py)."""
+    return f"{public_url}/h5/tickets/{number}"
+
+
+def resident_accepted(number: str, who: str, link: str = "") -> str:
+    return f"您反映的问题（编号 {number}）已由{who}签收，正在办理。" + (f"\n看经过：{link}" if link else "")
 
 
 def staff_message(number: str, who: str, text: str) -> str:
@@ -378,9 +383,9 @@ def resolved_reply(number: str) -> str:
     return f"已办结 {number}，已请居民评价。需要补照片，现在直接发一张就行。"
 
 
-def resident_resolved(number: str, note: str) -> str:
-    return (f"您反映的问题（编号 {number}）已办结：{_short(note, 60)}\n"
-            "问题解决了吗？回复数字：\n1 解决了\n2 没解决")
+def resident_resolved(number: str, note: str, link: str = "") -> str:
+    return (f"您反映的问题（编号 {number}）已办结：{_short(note, 60)}\n" + (f"看经过和照片：{link}\n" if link else "")
+            + "问题解决了吗？回复数字：\n1 解决了\n2 没解决")
 
 
 def reassigned_reply(number: str, target: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import SERVICE, create_app
-from bot.web.auth import make_login_link
+from handlers.console_login import make_login_link
 from bot.web.seed import seed_tickets
 from tests.conftest import WeChat, unavailable
 from tests.web_support import HOSTILE, PEOPLE, seed_people

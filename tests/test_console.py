@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from sqlalchemy import insert, select
 
 from bot.app import SERVICE, create_app
-from bot.web import auth
+from handlers import console_login as auth
 from bot.web.actions import command_text
 from handlers.rates import Facts, rates
 from handlers.report import monthly, render
@@ -289,3 +289,21 @@ def reports_rates(counts):
     from handlers.rates import Rates
 
     return Rates(*counts)
+
+
+async def test_the_chat_sends_a_login_link_and_ends_every_session(wechat, service, client):
+    """`后台` in the chat sends the link; `退出后台` ends all of that person's sessions at once."""
+    from storage.models import Staff
+
+    async with service.ctx.sessions() as s:
+        s.add(Staff(openid="chat-admin", role="admin", name="管理员", created_at=service.ctx.now()))
+        await s.commit()
+    reply = await wechat.send("chat-admin", "后台")
+    url = next(word for word in reply.split() if "/console/login?token=" in word)
+    token = url.split("token=", 1)[1]
+    started = await auth.use_login_link(service.ctx.sessions, token, service.ctx.now(), 12)
+    assert started is not None and started.openid == "chat-admin"
+    assert "1处登录" in await wechat.send("chat-admin", "退出后台")
+    async with service.ctx.sessions() as s:
+        assert await auth.session_staff(s, started.session_id, service.ctx.now()) is None
+    assert "工作人员" in await wechat.send("a-resident", "后台")  # no console for residents

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bot.app import SERVICE
 from bot.web import WEB
-from bot.web.auth import make_login_link
+from handlers.console_login import make_login_link
 from handlers.context import utcnow
 from storage.community import seed_demo
 from storage.ids import ticket_number

@@ -20,7 +20,7 @@ from cryptography import fernet
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.web.auth import csrf_matches, new_csrf_token
+from handlers.console_login import csrf_matches, new_csrf_token
 from bot.web.settings import WebSettings, load_web_settings
 from storage.models import WebSecret
 

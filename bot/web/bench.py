@@ -47,7 +47,7 @@ async def run_bench(url: str, runs: int) -> int:
 
     from bot.app import SERVICE, create_app
     from bot.config import load_settings
-    from bot.web.auth import make_login_link
+    from handlers.console_login import make_login_link
     from bot.web.seed import BENCH_ADMIN
     from handlers.context import utcnow
     from handlers.report import monthly

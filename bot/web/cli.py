@@ -48,7 +48,7 @@ def _with_engine(job):
 
 
 def _link(args) -> int:
-    from bot.web.auth import NoConsoleRole, make_login_link, staff_openids_named
+    from handlers.console_login import NoConsoleRole, make_login_link, staff_openids_named
     from bot.web.settings import load_web_settings
     from handlers.context import utcnow
     from storage.db import sessionmaker

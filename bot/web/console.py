@@ -25,7 +25,8 @@ from sqlalchemy import ColumnElement, select
 
 import nlp
 from bot.sender import dead_letters, retry_dead
-from bot.web import CSRF, WEB, auth
+from bot.web import CSRF, WEB
+from handlers import console_login as auth
 from bot.web.actions import ACTIONS, TARGETS, command_text, run_staff_command
 from handlers import texts
 from handlers.rates import Rates, percent

@@ -24,9 +24,7 @@ from storage.console import ticket_timeline
 OAUTH_PATH = "/h5/oauth"
 
 
-def ticket_url(public_url: str, number: str) -> str:
-    """The link a notice carries to a ticket's page (for handlers' texts once the router sends links)."""
-    return f"{public_url}/h5/tickets/{number}"
+ticket_url = texts.ticket_link  # the link notices carry to a ticket's page
 
 
 async def resident(request: web.Request) -> str:

@@ -1,5 +1,9 @@
 """Console login without passwords: one-time links that start a session; sessions the server can end.
 
+In the chat: `后台` sends a staff member their link, `退出后台` ends all their sessions (this module's router);
+`linli console link --name NAME` makes one from the CLI; the web console (bot/web) spends links and checks
+sessions with the functions below.
+
 A link carries a random token; only its SHA-256 is stored, with the person, and it works once within
 LINK_MINUTES (a guarded UPDATE decides: two clicks, one session). The session cookie (encrypted, see
 bot/web/__init__.py) only names a server-side session row, checked on every request, so `end_sessions`
@@ -17,6 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from handlers.routing import Router, Turn
+from handlers.types import Outcome
 from storage.accounts import staff_roles
 from storage.console import console_roles
 from storage.models import ConsoleLink, ConsoleSession, Staff
@@ -114,3 +120,26 @@ def new_csrf_token() -> str:
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+# ---- the chat's side ----------------------------------------------------------------------------------------
+router = Router("console")
+
+
+@router.command("后台", "网页后台", "后台登录", "登录后台")
+async def send_link(turn: Turn) -> Outcome:
+    ctx = turn.ctx
+    try:
+        url = await make_login_link(ctx.sessions, turn.openid, ctx.now(), ctx.public_url)
+    except NoConsoleRole:
+        return Outcome("网页后台只给社区工作人员用。如需反映问题，直接打字告诉我就行。")
+    # No unit: the reply (which carries the token) is not kept in the database, only in the shared state for
+    # WeChat's retries (minutes); the database keeps the token's hash alone.
+    return Outcome(f"后台登录链接（{LINK_MINUTES}分钟内有效，只能用一次，请勿转发）：\n{url}\n"
+                   "用完想退出所有登录，回复“退出后台”。")
+
+
+@router.command("退出后台", "注销后台")
+async def end_all(turn: Turn) -> Outcome:
+    ended = await end_sessions(turn.ctx.sessions, turn.openid, turn.ctx.now())
+    return Outcome(f"已退出网页后台（{ended}处登录）。" if ended else "您现在没有登录网页后台。")
