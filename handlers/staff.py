@@ -95,7 +95,7 @@ def alerted(roles: list[Staff], ticket: Ticket) -> Staff | None:
 def signature(role: Staff) -> str:
     """How a staff member is named to residents: the unit and a surname, never a phone number."""
     name = role.name[:1] + "*" * max(len(role.name) - 1, 0) if role.name else ""
-    return f"{texts.UNIT_NAMES.get(role.role, '工作人员')}{name}"
+    return f"{ROLE_NAMES.get(role.role, '工作人员')}{name}"
 
 
 def real_name(role: Staff) -> str:
@@ -369,7 +369,7 @@ async def _redirect(session: AsyncSession, ctx, roles: list[Staff], ticket: Tick
         if previous is not None and previous.openid not in {m.openid for m in newcomers}:
             verb = "转派" if action == "reassign" else "退回"
             notify(unit, previous.openid, texts.previous_handler_told(ticket.number, verb, real_name(role),
-                                                                      texts.UNIT_NAMES.get(target, target)),
+                                                                      ROLE_NAMES.get(target, target)),
                    now, about=about)
     notify(unit, ticket.openid, texts.resident_reassigned(ticket.number, target_title) if action == "reassign"
            else texts.resident_returned(ticket.number), now, about=about)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from storage.accounts import ROLE_NAMES  # the one table of role names; residents read ROUTE_NAMES below
+
 CHINA = timezone(timedelta(hours=8))  # China keeps no daylight saving time
 
 WELCOME = (
@@ -91,9 +93,6 @@ RATING_NAMES = {1: "满意", 2: "基本满意", 3: "不满意"}
 # A status in at most 5 characters: the phrase field of a template message (WeChat's limit).
 STATUS_WORDS = {"submitted": "已受理", "dispatched": "待签收", "accepted": "办理中", "resolved": "已办结",
                 "reopened": "重新办理", "closed": "已结束"}
-# What residents read of a staff member's unit, and what staff read of each other's.
-UNIT_NAMES = {"grid_worker": "网格员", "property": "物业", "owners_committee": "业委会", "residents_committee": "居委会",
-              "mediation": "调解委员会", "duty_desk": "社区值班", "admin": "社区"}
 
 
 def category_name(code: str) -> str:
@@ -249,7 +248,7 @@ def _unit_of(note: str, names: dict[str, str]) -> tuple[str, str]:
 def timeline(events, *, for_staff: bool) -> list[tuple[datetime, str]]:
     """A ticket's history as its reader may see it: staff everything; residents no staff-only entry and no
     reason a colleague gave a colleague, and every unit named in plain words."""
-    names = UNIT_NAMES if for_staff else ROUTE_NAMES
+    names = ROLE_NAMES if for_staff else ROUTE_NAMES
     lines = []
     for e in events:
         action, note = e.action, e.note or ""
