@@ -213,6 +213,22 @@ class Router:
             yield from child.walk()
 
 
+def _first_characters(patterns: list[re.Pattern]) -> frozenset[str] | None:
+    """Every character a match of these patterns can start with; None when one of them could start with
+    anything (then every pattern is tried)."""
+    from re import _parser
+
+    from nlp.rules import _first_chars
+
+    starts: set[str] = set()
+    for pattern in patterns:
+        first = _first_chars(_parser.parse(pattern.pattern, pattern.flags))
+        if not first:
+            return None
+        starts |= first
+    return frozenset(starts)
+
+
 class Table:
     """Routers flattened once at start-up into lookup tables: what runs per message is a few dict lookups
     and a short list of anchored patterns, in the declared order."""
@@ -243,6 +259,7 @@ class Table:
                 for step, handler in d.steps.items():
                     self.steps[f"{d.name}:{step}"] = (d, handler)
             self.free_text += r.free_text
+        self.pattern_starts = _first_characters([p for p, _ in self.patterns])
 
     async def command(self, turn: Turn) -> Outcome | None:
         words = turn.words
@@ -251,6 +268,8 @@ class Table:
         if (handler := self.words.get(words.casefold())) is not None:
             if (out := await handler(turn)) is not None:
                 return out
+        if self.pattern_starts is not None and words[0] not in self.pattern_starts:
+            return None  # most messages (every complaint) start with a character no command starts with
         for pattern, handler in self.patterns:
             if (m := pattern.match(words)) is not None and (out := await handler(turn, m)) is not None:
                 return out

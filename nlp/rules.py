@@ -274,6 +274,9 @@ class Rules:
     complaint_marker: Fast | None
     emergencies: Fast | None  # one alternation with a named group per code
     answers: Answers | None = None
+    # The last text asked about and its emergency: the hallway asks nlp.emergency first, then the classifier
+    # asks again for the same message (a dataclass field would compare rules by it: not one).
+    _last_emergency = ("\0", None)
 
     @classmethod
     def load(cls, folder: Path = TABLES) -> "Rules":
@@ -319,8 +322,14 @@ class Rules:
     def emergency(self, text: str, normalized: bool = False) -> str | None:
         if self.emergencies is None:
             return None
-        m = self.emergencies.search(text if normalized else normalize(text))
-        return m.lastgroup if m else None
+        t = text if normalized else normalize(text)
+        last = self._last_emergency
+        if t == last[0]:
+            return last[1]
+        m = self.emergencies.search(t)
+        found = m.lastgroup if m else None
+        self._last_emergency = (t, found)  # one assignment of a tuple: safe with classify in threads
+        return found
 
     def filing(self, text: str, intent: str, emergency: str | None, evidence: float, unsure: bool,
                normalized: bool = False) -> str:
