@@ -96,6 +96,16 @@ class IdAllocator:
         raise RuntimeError(f"could not reserve ids for {self._name}")
 
 
+def draw_id(conn, name: str) -> int:
+    """One id of the sequence, taken inside the caller's (synchronous) transaction: for a row inserted by code
+    that holds no allocator. It comes after every block reserved so far, so it repeats none."""
+    taken = conn.execute(update(_T).where(_T.c.name == name).values(next_value=_T.c.next_value + 1)
+                         .returning(_T.c.next_value)).scalar_one_or_none()
+    if taken is None:
+        raise RuntimeError(f"the {name} sequence has not started: allocate its first ids with an IdAllocator")
+    return taken - 1
+
+
 _DAMM = (  # the weakly totally anti-symmetric quasigroup of order 10
     (0, 3, 1, 7, 5, 9, 8, 6, 4, 2), (7, 0, 9, 2, 1, 5, 4, 8, 6, 3), (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
     (1, 7, 5, 0, 9, 8, 3, 4, 2, 6), (6, 1, 2, 3, 0, 4, 5, 9, 7, 8), (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
