@@ -582,7 +582,7 @@ async def remind_due(sessions: async_sessionmaker, now: datetime) -> int:
             if moved.rowcount != 1:
                 continue
             unit = Unit()
-            for openid in await repo.eligible_openids(session, vote, only_not_voted=True):
+            for openid in await repo.eligible_openids(session, vote, voted=False):
                 notify(unit, openid, T.vote_reminder(vote.number, vote.title, vote.closes_at), now)
             unit.add(DeliberationEvent, proposal_id=vote.proposal_id, vote_id=vote.id, at=now, actor="system",
                      action="vote_reminded", note=f"{len(unit.inserts)} 人")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from decimal import Decimal
 
 from sqlalchemy import and_, or_, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import address as addr
-from storage.ids import is_valid_ticket_number
+from storage.ids import find_numbered
 from storage.models import (Ballot, Building, BudgetProject, Community, Grid, Household, Owner, OwnerFlat, Resident,
                             Vote, VoteHolder, VotePart, VoteVoter)
 
@@ -22,15 +21,8 @@ _CHUNK = 1000
 
 # ---- finding a vote ----------------------------------------------------------------------------------------------
 async def find_vote(session: AsyncSession, ref: str | int) -> Vote | None:
-    """A vote by its number as printed (id + check digit) or by its bare id; the number wins when both fit."""
-    text = str(ref).strip()
-    if not (text.isascii() and text.isdigit()):
-        return None
-    if is_valid_ticket_number(text):
-        vote = (await session.execute(select(Vote).where(Vote.number == text))).scalar_one_or_none()
-        if vote is not None:
-            return vote
-    return await session.get(Vote, int(text))
+    """A vote by its number as printed or by its bare id (storage.ids.find_numbered)."""
+    return await find_numbered(session, Vote, ref)
 
 
 def options_of(vote: Vote) -> list[str]:
@@ -125,16 +117,16 @@ async def unit_of_household(session: AsyncSession, vote: Vote, code: str) -> lis
     return list(rows.scalars())
 
 
-async def eligible_openids(session: AsyncSession, vote: Vote, only_not_voted: bool = False) -> list[str]:
-    """Everyone who can cast in this vote now (for its notices), optionally only those whose every unit has
-    not voted yet; each person once."""
-    not_voted = VoteVoter.voted_at.is_(None) if only_not_voted else true()
+async def eligible_openids(session: AsyncSession, vote: Vote, voted: bool | None = None) -> list[str]:
+    """Everyone who can cast in this vote now (for its notices), each person once; with `voted`, only those
+    with a unit that has (True) or has not (False) voted."""
+    which = true() if voted is None else VoteVoter.voted_at.is_not(None) if voted else VoteVoter.voted_at.is_(None)
     if vote.unit == "owners":
         rows = await session.execute(select(Owner.openid).join(VoteHolder, VoteHolder.owner_id == Owner.id).join(
             VoteVoter, and_(VoteVoter.vote_id == VoteHolder.vote_id, VoteVoter.voter == VoteHolder.voter)).where(
-            VoteHolder.vote_id == vote.id, Owner.openid.is_not(None), not_voted).distinct())
+            VoteHolder.vote_id == vote.id, Owner.openid.is_not(None), which).distinct())
         return sorted(rows.scalars())
-    voters = await session.execute(select(VoteVoter.voter).where(VoteVoter.vote_id == vote.id, not_voted))
+    voters = await session.execute(select(VoteVoter.voter).where(VoteVoter.vote_id == vote.id, which))
     keys = list(voters.scalars())
     if vote.unit == "resident":
         return sorted(k[1:] for k in keys)

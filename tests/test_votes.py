@@ -7,7 +7,6 @@ import asyncio
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -16,59 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from handlers import votes as V
 from handlers.actors import Actor
 from handlers.deliberation_rules import Forbidden
-from handlers.owners import bind_owner
 from storage.commit import commit
-from storage.community import import_households
-from storage.db import sessionmaker
-from storage.ids import IdAllocator, ticket_number
+from storage.ids import ticket_number
 from storage.models import (Ballot, BallotRecord, BuildingCaptain, Convention, DeliberationEvent, Household, Outbox,
-                            Proposal, Resident, Vote)
-from storage.owners import import_owners
+                            Objection, Proposal, Vote)
 from storage.writer import Conflict, Writer
-
-NOW = datetime(2026, 12, 1, 2, 0)
-COMMITTEE = Actor.cli("陈主任")
-HOUSEHOLDS = """community,community_name,grid,building,unit,room,floor_area,household_code
-c,测试社区,1,1栋,1,101,100.00,HH0101
-c,测试社区,1,1栋,1,102,80.00,HH0102
-c,测试社区,2,2栋,,201,60.00,HH0201
-c,测试社区,2,2栋,,202,50.00,HH0202
-c,测试社区,2,2栋,,203,50.00,HH0203
-c,测试社区,2,2栋,,204,70.00,HH0204
-"""
-OWNERS = """community,building,unit,room,owner_id,owner_name,owner_code
-c,1栋,1,101,P1,张阿姨,ZHANG1
-c,1栋,1,101,P2,张叔叔,ZHANG2
-c,1栋,1,102,P3,李大爷,LI0003
-c,2栋,,201,P3,李大爷,LI0003
-c,2栋,,202,DEV,幸福地产,DEV999
-c,2栋,,203,DEV,幸福地产,DEV999
-"""
-ZHANG, ZHANG2, LI, WANG = "openid-zhang", "openid-zhang2", "openid-li", "openid-wang"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _warm_nlp():
-    """Votes need no classifier."""
-
-
-@pytest.fixture
-async def place(engine, tmp_path: Path):
-    """Two buildings, six flats: a co-owned flat, an owner of two flats, the developer's two unsold flats and
-    a flat missing from the register; 张阿姨, 张叔叔 and 李大爷 bound their codes, 王 rents 2栋204."""
-    (tmp_path / "h.csv").write_text(HOUSEHOLDS, encoding="utf-8")
-    (tmp_path / "o.csv").write_text(OWNERS, encoding="utf-8")
-    assert (await import_households(engine, tmp_path / "h.csv")).ok
-    assert (await import_owners(engine, tmp_path / "o.csv")).ok
-    sessions = sessionmaker(engine)
-    for openid, code in ((ZHANG, "ZHANG1"), (ZHANG2, "ZHANG2"), (LI, "LI0003")):
-        assert (await bind_owner(sessions, openid, code, NOW)).outcome == "bound"
-    async with sessions() as s, s.begin():
-        h204 = (await s.execute(select(Household.id).where(Household.code == "HH0204"))).scalar_one()
-        s.add(Resident(openid=WANG, household_id=h204, status="bound", bound_at=NOW, created_at=NOW))
-    ids = IdAllocator(engine, "tickets", start=10000, block=1, max_block=1)
-    yield sessions, ids
-    await ids.settled()
+from tests.deliberation_support import COMMITTEE, LI, NOW, WANG, ZHANG, ZHANG2, _warm_nlp, key, place  # noqa: F401
 
 
 async def open_(place, **kw) -> V.Opened:
@@ -95,12 +47,6 @@ async def paper(place, vote, owner, choice, at=NOW, **kw) -> V.Cast:
     if result.unit is not None:
         await commit(sessions, result.unit)
     return result
-
-
-async def key(place, prefix: str, code: str) -> str:
-    """A voting unit's key: prefix and the id of the flat with this household code."""
-    async with place[0]() as s:
-        return prefix + str((await s.execute(select(Household.id).where(Household.code == code))).scalar_one())
 
 
 async def outbox(place, openid) -> list[str]:
@@ -238,7 +184,6 @@ async def test_the_close_counts_exactly_and_publishes_with_an_objection_window(p
     after_window = NOW + timedelta(days=11)
     assert await V.finalise_vote(place[0], vote.number, now=after_window) == "unanswered"
     async with place[0]() as s:
-        from storage.models import Objection
         objection_id = (await s.execute(select(Objection.id))).scalar_one()
     await commit(place[0], await V.answer_objection(place[0], objection_id, answer="已核对原件，签名无误",
                                                     actor=COMMITTEE, now=after_window))
