@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     from nlp import cli as nlp_cli
 
     nlp_cli.register(nlp_parser.add_subparsers(dest="nlp_command", required=True))
+    from bot import vote_cli
+
+    vote_cli.register(commands)  # after `import` and `bench`, which it adds to
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

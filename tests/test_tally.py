@@ -3,7 +3,6 @@ properties (any order of ballots and replacements gives one result; the budget r
 from __future__ import annotations
 
 import itertools
-import random
 import time
 from decimal import Decimal as D
 from fractions import Fraction
@@ -12,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.vote_bench import synthetic_vote
 from handlers import tally as T
 from handlers.tally import Ballot, Part, Threshold
 
@@ -396,16 +396,6 @@ def test_the_json_result_reads_back(case):
     rule_name, parts, cast = case
     r = T.tally(T.rule(rule_name), 3, parts, cast)
     assert T.result_from_json(T.result_json(r, ["同意", "反对", "弃权"])) == r
-
-
-def synthetic_vote(n: int, seed: int = 1):
-    """n owners (a tenth of them with two flats), n ballots plus a tenth replaced."""
-    rnd = random.Random(seed)
-    parts = [Part(f"o{i}", D(rnd.randint(4000, 15000)) / 100, f"{i % 40}栋") for i in range(n)]
-    parts += [Part(f"o{i}", D("60.50"), f"{i % 40}栋") for i in range(0, n, 10)]
-    cast = [Ballot(f"o{i}", rnd.choice((1, 1, 2, 3)), i, f"r{i}") for i in range(n)]
-    cast += [Ballot(f"o{i}", 1, n + i, f"s{i}") for i in range(0, n, 10)]
-    return parts, cast
 
 
 def test_a_tally_of_100000_ballots_is_quick():
