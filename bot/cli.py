@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nlp import cli as nlp_cli
 
     nlp_cli.register(nlp_parser.add_subparsers(dest="nlp_command", required=True, metavar="命令"))
+    from bot import vote_cli
+
+    vote_cli.register(commands)  # after `import` and `bench`, which it adds to
     return parser
 
 

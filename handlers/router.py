@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import nlp
-from handlers import accounts, answers, console_login, rating, staff, texts, tickets, welcome, wishes
+from handlers import accounts, answers, console_login, outcomes, rating, staff, texts, tickets, votes, welcome, wishes
 from handlers.followup import followup_jobs
 from handlers.context import Context
 from handlers.routing import QUESTION_KEY, Router, Table, Turn, dump_question, load_question
@@ -41,7 +41,7 @@ def scheduled_jobs(engine, *, second_after: timedelta, rating_timeout: timedelta
                    wish_limits: wishes.Limits) -> list:
     """Every capability's jobs, for the one scheduler: (name, interval_s, job(now))."""
     return (followup_jobs(engine, second_after=second_after, rating_timeout=rating_timeout)
-            + wishes.jobs(engine, wish_limits))
+            + wishes.jobs(engine, wish_limits) + votes.jobs(engine) + outcomes.jobs(engine))
 
 
 async def route(msg: Inbound, ctx: Context, *, over_limit: bool = False) -> Outcome:

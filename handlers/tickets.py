@@ -139,8 +139,9 @@ async def open_ticket(turn: Turn, *, new_matter: bool = False) -> Outcome:
         inserts, updates = hotspots.link_statements(link, ticket_id, place.grid_id, category.code, now)
         unit.inserts += [(model.__table__, row) for model, row in inserts]
         unit.updates += updates
-        if link.propose:
-            unit.add(Proposal, title=f"{where or '本网格'}{category.name}问题（{households}户反映）", source="cluster",
+        if link.propose:  # a candidate 议题, numbered in the same space as tickets
+            proposal_id = await ctx.ticket_ids.next()
+            unit.add(Proposal, id=proposal_id, number=ticket_number(proposal_id), title=f"{where or '本网格'}{category.name}问题（{households}户反映）", source="cluster",
                      cluster_id=link.cluster_id, status="candidate", created_at=now)
             for member in await ctx.directory.members(("residents_committee",), None):
                 notify(unit, member.openid, texts.hotspot_notice(category.name, where, households, number), now,

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage import address as addr
 from storage.db import sessionmaker
+from storage.decimals import parse_decimal
 from storage.geo import geometry_errors, point_in_geometry
 from storage.models import Building, Community, Grid, Household, Resident, Staff
 
@@ -96,7 +98,7 @@ class _Row:
     building: str
     unit: str  # canonical: "2单元" or ""
     room: str  # canonical: "501"
-    area: float
+    area: Decimal  # exact, two places (votes count it)
     code: str
 
     @property
@@ -104,23 +106,31 @@ class _Row:
         return self.community, self.building, self.unit, self.room
 
 
-def _parse_rows(text: str, errors: list[str]) -> list[_Row]:
+def csv_records(text: str, required: tuple[str, ...], errors: list[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, stripped values) of each non-blank line of a CSV whose header names the required
+    columns (in any order); a missing column is reported as an error of line 1."""
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in required if c not in header]
     if missing:
-        errors.append(f"第1行：缺少列 {', '.join(missing)}（必需的列：{','.join(REQUIRED_COLUMNS)}）")
+        errors.append(f"第1行：缺少列 {', '.join(missing)}（必需的列：{','.join(required)}）")
         return []
     reader.fieldnames = header
-    rows: list[_Row] = []
+    records = []
     for record in reader:
         values = {k: (v or "").strip() for k, v in record.items() if isinstance(k, str)}
-        if not any(values.values()):
-            continue  # blank lines, often at the end of a spreadsheet export
-        line = reader.line_num
-        if row := _parse_row(line, values, errors):
-            rows.append(row)
-    return rows
+        if any(values.values()):  # blank lines, often at the end of a spreadsheet export, are skipped
+            records.append((reader.line_num, values))
+    return records
+
+
+def sort_by_line(errors: list[str]) -> None:
+    errors.sort(key=lambda e: int(re.match(r"第(\d+)行", e).group(1)))
+
+
+def _parse_rows(text: str, errors: list[str]) -> list[_Row]:
+    return [row for line, values in csv_records(text, REQUIRED_COLUMNS, errors)
+            if (row := _parse_row(line, values, errors))]
 
 
 def _parse_row(line: int, v: dict[str, str], errors: list[str]) -> _Row | None:
@@ -129,14 +139,14 @@ def _parse_row(line: int, v: dict[str, str], errors: list[str]) -> _Row | None:
     code = v.get("household_code", "")
     if code and sum(ch.isascii() and ch.isalnum() for ch in code) < MIN_CODE_CHARS:
         problems.append(f"户号 {code} 太短，容易被猜中：至少 {MIN_CODE_CHARS} 个字母或数字")
-    area = 0.0
+    area = Decimal(0)
     if v.get("floor_area"):
         try:
-            area = float(_AREA_UNITS.sub("", v["floor_area"]))
+            area = parse_decimal(_AREA_UNITS.sub("", v["floor_area"]))
             if not 0 < area < 10000:
                 problems.append(f"floor_area “{v['floor_area']}”应在 0 到 10000 平方米之间")
         except ValueError:
-            problems.append(f"floor_area “{v['floor_area']}”不是数字")
+            problems.append(f"floor_area “{v['floor_area']}”不是数字（最多两位小数，如 89.5）")
     unit, room = addr.canonical_unit(v.get("unit", "")), addr.room_key(v.get("room", ""))
     if len(unit) > _LIMITS["unit"]:
         problems.append("unit 太长")
@@ -189,20 +199,29 @@ async def _codes_taken(session: AsyncSession, rows: list[_Row], errors: list[str
             errors.append(f"第{r.line}行：户号 {r.code} 已经属于 {holder[0]} {addr.display(*holder[1:])}")
 
 
+async def all_or_nothing(engine_or_sessions: AsyncEngine | async_sessionmaker, rows: list, errors: list[str],
+                         nothing: str, check, write) -> None:
+    """One transaction: `await check(session)` against the database (it appends errors), then `await
+    write(session)` only when no line has an error, so a bad file writes nothing; errors sorted by line."""
+    if not rows and not errors:
+        errors.append(f"第1行：{nothing}")
+    async with _sessions(engine_or_sessions)() as session, session.begin():
+        if rows:
+            await check(session)
+        if errors:
+            sort_by_line(errors)
+            return
+        await write(session)
+
+
 async def import_households(engine_or_sessions: AsyncEngine | async_sessionmaker, path: str | Path) -> ImportReport:
     """Create or update the communities, grids, buildings and households listed in a households CSV."""
     report = ImportReport()
     rows = _parse_rows(read_text(path), report.errors)
     _check_consistency(rows, report.errors)
-    if not rows and not report.errors:
-        report.errors.append("第1行：文件里没有任何户")
-    async with _sessions(engine_or_sessions)() as session, session.begin():
-        if rows:
-            await _codes_taken(session, rows, report.errors)
-        if report.errors:
-            report.errors.sort(key=lambda e: int(re.match(r"第(\d+)行", e).group(1)))
-            return report  # the transaction has written nothing
-        await _upsert(session, rows, report)
+    await all_or_nothing(engine_or_sessions, rows, report.errors, "文件里没有任何户",
+                         lambda session: _codes_taken(session, rows, report.errors),
+                         lambda session: _upsert(session, rows, report))
     return report
 
 
@@ -273,7 +292,7 @@ async def _upsert(session: AsyncSession, rows: list[_Row], report: ImportReport)
         if h is None:
             session.add(Household(building_id=building_id, unit=r.unit, room=r.room, floor_area=r.area, code=r.code))
             touch("household", True, False, r.line)
-        elif abs(h.floor_area - r.area) > 1e-9 or h.code != r.code:
+        elif h.floor_area != r.area or h.code != r.code:
             h.floor_area, h.code = r.area, r.code
             touch("household", False, True, r.line)
     report.unchanged = len(rows) - len(changed_lines)

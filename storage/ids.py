@@ -119,3 +119,16 @@ def ticket_number(ticket_id: int) -> str:
 
 def is_valid_ticket_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) >= 2 and damm_check_digit(int(text[:-1])) == int(text[-1])
+
+
+async def find_numbered(session, model, ref):
+    """A row of a table in the tickets' number space (proposals, meetings, votes) by its number as printed
+    (id + check digit) or by its bare id; the number wins when both fit."""
+    text = str(ref).strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    if is_valid_ticket_number(text):
+        found = (await session.execute(select(model).where(model.number == text))).scalar_one_or_none()
+        if found is not None:
+            return found
+    return await session.get(model, int(text))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.decimals import ExactDecimal
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 BigIntId = BigInteger().with_variant(Integer(), "sqlite")
@@ -168,7 +171,7 @@ class Household(Base):
     building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"), index=True)
     unit: Mapped[str] = mapped_column(String(16), default="")  # "2单元", or "" where buildings have none
     room: Mapped[str] = mapped_column(String(16))  # "501"
-    floor_area: Mapped[float] = mapped_column(Float, default=0.0)  # exclusive floor area, m² (votes)
+    floor_area: Mapped[Decimal] = mapped_column(ExactDecimal(10, 2), default=Decimal(0))  # exclusive area, m² (votes)
     code: Mapped[str] = mapped_column(String(16), unique=True)
 
     __table_args__ = (UniqueConstraint("building_id", "unit", "room"),)
@@ -247,16 +250,30 @@ class Cluster(Base):
 
 
 class Proposal(Base):
-    """议题: a matter put to residents' deliberation. Hot spots become candidates automatically."""
+    """议题: a matter put to residents' deliberation (四民工作法), raised by a resident, by the committee, or
+    a hot spot that became a candidate. Its id is in the tickets' number space; see handlers.deliberation_rules
+    for its statuses. A vote always belongs to a proposal (its matter)."""
 
     __tablename__ = "proposals"
 
-    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
     title: Mapped[str] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(16))  # cluster, resident
+    source: Mapped[str] = mapped_column(String(16))  # cluster, resident, committee
     cluster_id: Mapped[int | None] = mapped_column(ForeignKey("clusters.id"), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="candidate")
     created_at: Mapped[datetime]
+    text: Mapped[str] = mapped_column(Text, default="")
+    # Where it belongs; a hot spot's candidate leaves these empty (its cluster's grid says where).
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), nullable=True, index=True)
+    scope: Mapped[str] = mapped_column(String(16), default="community")  # community, grid, building
+    scope_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the grid's or building's id
+    proposer: Mapped[str | None] = mapped_column(String(64), nullable=True)  # openid of the resident
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), nullable=True)
+    merged_into: Mapped[int | None] = mapped_column(ForeignKey("proposals.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why declined or merged, told to the proposer
+    updated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reached_at: Mapped[datetime | None] = mapped_column(nullable=True)  # co-sign threshold: committee told
 
 
 class Outbox(Base):
@@ -464,3 +481,296 @@ Index("ix_tickets_status_created_at", Ticket.status, Ticket.created_at)
 Index("ix_tickets_grid_id_created_at", Ticket.grid_id, Ticket.created_at)
 Index("ix_tickets_category_created_at", Ticket.category, Ticket.created_at)
 Index("ix_tickets_dispatched_at", Ticket.dispatched_at)
+
+# ---- Deliberation and votes (四民工作法: 民事民提、议、决、办、评; handlers.proposals, handlers.votes) -------------
+
+class Owner(Base):
+    """业主: one owner in a community's owners' register (imported, never self-declared). `register_id` is the
+    register's id of the person or company (the developer is one id, so its unsold flats count once)."""
+
+    __tablename__ = "owners"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    register_id: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(100))
+    code: Mapped[str] = mapped_column(String(16), unique=True)  # 业主码: sent to the account, binds the owner
+    openid: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    bound_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    __table_args__ = (UniqueConstraint("community_id", "register_id"),)
+
+
+class OwnerFlat(Base):
+    """One line of the register: this owner holds (a share of) this flat. Two owners of one flat co-own it."""
+
+    __tablename__ = "owner_flats"
+
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), primary_key=True, index=True)
+
+
+class DeliberationSettings(Base):
+    """A community's rules of order; an empty column keeps the default (handlers.deliberation_rules.Order)."""
+
+    __tablename__ = "deliberation_settings"
+
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), primary_key=True)
+    cosign_households: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cosign_percent: Mapped[Decimal | None] = mapped_column(ExactDecimal(5, 2), nullable=True)
+    comments_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment_chars: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    objection_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    remind_hours: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class BuildingCaptain(Base):
+    """楼栋长: a resident who follows participation in their building while a vote runs (who has voted, never how)."""
+
+    __tablename__ = "building_captains"
+
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), default="")
+    created_at: Mapped[datetime]
+
+
+class Cosignature(Base):
+    """附议: one household's support of a proposal (the unique key keeps it to one per household)."""
+
+    __tablename__ = "cosignatures"
+
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), primary_key=True)
+    household_id: Mapped[int] = mapped_column(ForeignKey("households.id"), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+
+class Comment(Base):
+    """发言 on a proposal. (proposal, person, China day, slot) is unique: slots 1..limit settle the day's limit
+    under concurrency. Staff may hide one; the text and the reason stay on the record."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    day: Mapped[str] = mapped_column(String(10))  # China date, 2026-12-01
+    slot: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    hidden_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    hidden_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hidden_reason: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (UniqueConstraint("proposal_id", "openid", "day", "slot"),)
+
+
+class Meeting(Base):
+    """议事会议: time, place, sign-ins, minutes (纪要) and the options it settled for the vote."""
+
+    __tablename__ = "meetings"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    starts_at: Mapped[datetime]
+    place: Mapped[str] = mapped_column(String(200))
+    minutes: Mapped[str] = mapped_column(Text, default="")
+    minutes_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    options: Mapped[str] = mapped_column(Text, default="")  # JSON list of the options recorded for the vote
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class MeetingSignIn(Base):
+    __tablename__ = "meeting_signins"
+
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id"), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), nullable=True)
+    at: Mapped[datetime]
+
+
+class Vote(Base):
+    """表决 on a proposal. The roll (vote_parts, vote_voters) is fixed when it opens; `result` is the JSON of
+    handlers.tally.result_json, stored at the close and never changed after."""
+
+    __tablename__ = "votes"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=False)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    title: Mapped[str] = mapped_column(String(200))
+    options: Mapped[str] = mapped_column(Text)  # JSON list; option 1 is the motion (同意)
+    scope: Mapped[str] = mapped_column(String(16), default="community")  # community, grid, building
+    scope_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    unit: Mapped[str] = mapped_column(String(16))  # resident, household, owners
+    rule: Mapped[str] = mapped_column(String(24))  # simple, art278-ordinary, art278-major, budget
+    quorum: Mapped[str] = mapped_column(String(16), default="")  # simple/budget: a Threshold, e.g. >=1/2
+    approval: Mapped[str] = mapped_column(String(16), default="")  # simple: e.g. >1/2
+    budget: Mapped[Decimal | None] = mapped_column(ExactDecimal(14, 2), nullable=True)
+    secret: Mapped[bool] = mapped_column(Boolean, default=False)
+    advisory: Mapped[bool] = mapped_column(Boolean, default=False)  # 征询: counted, binding nobody
+    convention: Mapped[str] = mapped_column(Text, default="")  # the 微公约 this vote adopts if it passes
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    opened_at: Mapped[datetime]
+    closes_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    objection_days: Mapped[int] = mapped_column(Integer, default=7)
+    objection_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    finalised_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reminded_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_votes_status_closes", "status", "closes_at"),)
+
+
+class VoteVoter(Base):
+    """A voting unit on a vote's roll: an art. 9 owner ("o<first flat>"), a household ("h<id>") or a resident
+    ("r<openid>"). `open` is cleared by the close, and every ballot's guard needs it: a ballot racing the
+    close either commits before it (and counts) or is refused."""
+
+    __tablename__ = "vote_voters"
+
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), primary_key=True)
+    voter: Mapped[str] = mapped_column(String(80), primary_key=True)
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+    voted_at: Mapped[datetime | None] = mapped_column(nullable=True)  # participation: who has voted
+
+
+class VotePart(Base):
+    """One exclusive part (or, in a vote of residents, one resident) on the roll, with its area."""
+
+    __tablename__ = "vote_parts"
+
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), primary_key=True)
+    part: Mapped[str] = mapped_column(String(80), primary_key=True)  # "h<household id>" or "r<openid>"
+    voter: Mapped[str] = mapped_column(String(80))
+    household_id: Mapped[int | None] = mapped_column(ForeignKey("households.id"), nullable=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"), nullable=True)
+    area: Mapped[Decimal] = mapped_column(ExactDecimal(10, 2), default=Decimal(0))
+
+
+class VoteHolder(Base):
+    """Who may cast for an owners' voting unit: the register's owners of it when the vote opened."""
+
+    __tablename__ = "vote_holders"
+
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id"), primary_key=True)
+    voter: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
+class Ballot(Base):
+    """The counted ballot of one voting unit: ONE row per unit (the primary key decides under concurrency),
+    replaced in place by a later ballot; every ballot cast is also in ballot_history."""
+
+    __tablename__ = "ballots"
+
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), primary_key=True)
+    voter: Mapped[str] = mapped_column(String(80), primary_key=True)
+    choice: Mapped[int] = mapped_column(Integer)  # 0 in a budget vote
+    picks: Mapped[str] = mapped_column(String(200), default="")  # budget: "1,3"
+    receipt: Mapped[str] = mapped_column(String(16))
+    cast_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(8))  # wechat, paper
+
+
+class BallotRecord(Base):
+    """Every ballot cast, for audit: the counted one is the unit's latest (cast_at, receipt). In a secret vote
+    `cast_by` stays empty (see docs/deliberation.md for who can still link a ballot to a voter)."""
+
+    __tablename__ = "ballot_history"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), index=True)
+    voter: Mapped[str] = mapped_column(String(80))
+    choice: Mapped[int] = mapped_column(Integer)
+    picks: Mapped[str] = mapped_column(String(200), default="")
+    receipt: Mapped[str] = mapped_column(String(16))
+    cast_at: Mapped[datetime]
+    channel: Mapped[str] = mapped_column(String(8))
+    cast_by: Mapped[str] = mapped_column(String(64), default="")  # openid (named votes)
+    entered_by: Mapped[str] = mapped_column(String(64), default="")  # staff who entered a paper ballot
+
+    __table_args__ = (UniqueConstraint("vote_id", "receipt"),)
+
+
+class BudgetProject(Base):
+    """惠民项目: one project of a budget vote, with its cost."""
+
+    __tablename__ = "budget_projects"
+
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # 1..n, as voters choose them
+    title: Mapped[str] = mapped_column(String(200))
+    cost: Mapped[Decimal] = mapped_column(ExactDecimal(14, 2))
+
+
+class Objection(Base):
+    """异议 during a result's objection window (公示期), and the committee's answer."""
+
+    __tablename__ = "objections"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), index=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Convention(Base):
+    """微公约: a rule residents adopted by a vote."""
+
+    __tablename__ = "conventions"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"))
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    adopted_at: Mapped[datetime]
+
+
+class DeliberationTask(Base):
+    """民事民办: a decision's task is a ticket (intent "task") dispatched to the responsible body, so its time
+    limits, reminders, escalation and rates are the tickets' own; this row links it to its matter."""
+
+    __tablename__ = "deliberation_tasks"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    vote_id: Mapped[int | None] = mapped_column(ForeignKey("votes.id"), nullable=True)
+
+
+class OutcomeRating(Base):
+    """民事民评: a voter's rating of how the decision was carried out (1 满意 2 基本满意 3 不满意)."""
+
+    __tablename__ = "outcome_ratings"
+
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+
+
+class DeliberationEvent(Base):
+    """The matter's append-only timeline: the proposal's steps, its meetings, votes (paper ballots entered,
+    objections and answers) and tasks, each with who, when and why."""
+
+    __tablename__ = "deliberation_events"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id"), index=True)
+    vote_id: Mapped[int | None] = mapped_column(ForeignKey("votes.id"), nullable=True, index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # an openid, a staff name, or "system"
+    action: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str] = mapped_column(Text, default="")
