@@ -94,7 +94,7 @@ async def _emergency(turn: Turn) -> Outcome | None:
 async def _keep_question(turn: Turn, outcome: Outcome) -> None:
     """Save the question this reply asked (or forget the one it closed), once the message's writes commit."""
     asked = turn.asked
-    if asked is Turn._UNCHANGED or (asked is None and turn.question is None):
+    if asked is Turn.UNCHANGED or (asked is None and turn.question is None):
         return
     ctx, key = turn.ctx, QUESTION_KEY + turn.openid
 

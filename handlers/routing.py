@@ -46,7 +46,7 @@ class Turn:
     question, and what the handlers decide to ask next."""
 
     __slots__ = ("msg", "ctx", "text", "words", "question", "_asked", "_verdict")
-    _UNCHANGED = object()
+    UNCHANGED = object()  # `asked` when the reply neither asked nor closed a question
 
     def __init__(self, msg: Inbound, ctx: Context, question: Question | None = None,
                  verdict: nlp.Verdict | None = None) -> None:
@@ -54,7 +54,7 @@ class Turn:
         self.msg, self.ctx, self.question = msg, ctx, question
         self.text = normalise(msg.text) if msg.text else ""
         self.words = command_words(self.text)  # what commands match: edge punctuation trimmed
-        self._asked: object = Turn._UNCHANGED
+        self._asked: object = Turn.UNCHANGED
         self._verdict = verdict
 
     @property
