@@ -3,8 +3,9 @@
 Each server is one process pinned to one core; wrk (Debian's package) runs on the other core with 50
 connections and a Lua script that sends correctly signed pushes in a realistic mix: 70 % new complaints
 (each from a new resident, unique MsgIds), 10 % retries of recent MsgIds, 10 % status queries, 10 % other
-commands and events. Plain-mode signatures cover token, timestamp and nonce, not the body, so one signed
-query string serves every body for the few minutes a timestamp stays fresh.
+commands and events. Plain-mode signatures cover token, timestamp and nonce, not the body, and the service
+refuses a signed query it saw with another body (a replay), so every new body gets its own nonce: the queries
+are signed beforehand (wrk's Lua has no SHA-1) and a retry resends its body with the query it first went with.
 
 The servers run side by side and take turns in short slices (bare, then a Linli setup, every round), so
 that each ratio compares slices seconds apart on a machine whose speed drifts. Afterwards every tracking
@@ -49,8 +50,9 @@ COMPLAINTS = [
 ]
 
 LUA = r"""
-local counter, id, recent, people, kept = 0, 0, {}, {}, 0
-local query, run, dir = "%(query)s", "%(run)s", "%(dir)s"
+local counter, id, recent, sent_with, people, kept = 0, 0, {}, {}, {}, 0
+local queries, fresh = {}, 0
+local run, dir = "%(run)s", "%(dir)s"
 local texts = { %(texts)s }
 local receipts
 local threads = {}
@@ -62,6 +64,12 @@ end
 
 init = function(args)
   receipts = io.open(dir .. "/receipts-" .. id .. ".txt", "w")
+  for line in io.lines(dir .. "/queries.txt") do queries[#queries + 1] = line end
+end
+
+local function query()  -- a signed query no body went with yet (past the pool's end the service says 403)
+  fresh = fresh + 1
+  return queries[(fresh - 1) %% #queries + 1]
 end
 
 local function push(openid, kind, content, msgid)
@@ -80,15 +88,17 @@ request = function()
   counter = counter + 1
   local kind = counter %% 10
   local msgid = run .. string.format("%%02d%%09d", id, counter)
-  local body
+  local body, q
   if kind <= 6 or kept == 0 then
     local openid = "bench-" .. run .. "-" .. id .. "-" .. counter
-    body = push(openid, "text", texts[counter %% #texts + 1], msgid)
+    body, q = push(openid, "text", texts[counter %% #texts + 1], msgid), query()
     kept = kept + 1
     recent[(kept - 1) %% 50 + 1] = body  -- the last 50 complaints, for retries and queries
+    sent_with[(kept - 1) %% 50 + 1] = q
     people[(kept - 1) %% 50 + 1] = openid
   elseif kind == 7 then
-    body = recent[math.random(math.min(kept, 50))]
+    local i = math.random(math.min(kept, 50))
+    body, q = recent[i], sent_with[i]  -- WeChat's retry: the same body, signed as before
   elseif kind == 8 then
     body = push(people[math.random(math.min(kept, 50))], "text", "我的诉求", msgid)
   elseif counter %% 20 == 9 then
@@ -96,7 +106,7 @@ request = function()
   else
     body = push("bench-" .. run .. "-" .. id .. "-e" .. counter, "event", "subscribe", "")
   end
-  return wrk.format("POST", query, {["Content-Type"] = "text/xml"}, body)
+  return wrk.format("POST", q or query(), {["Content-Type"] = "text/xml"}, body)
 end
 
 response = function(status, headers, body)
@@ -147,16 +157,18 @@ def pinned(core: int):
     return lambda: os.sched_setaffinity(0, {core}) if core < os.cpu_count() else None
 
 
-def start_server(command: list[str], env: dict[str, str], port: int) -> tuple[subprocess.Popen, float]:
-    """Start a server pinned to its core; return it and how long it took to answer /healthz."""
+def start_server(command: list[str], env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen, float]:
+    """Start a server pinned to its core; return it and how long it took to answer /healthz. Its log goes to a
+    file: a pipe nobody reads fills up and then blocks the server."""
     import urllib.request
 
     started = time.perf_counter()
-    proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=pinned(SERVER_CORE))
+    with log.open("wb") as err:
+        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=pinned(SERVER_CORE))
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"{command[0]} exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
             return proc, time.perf_counter() - started
@@ -183,12 +195,22 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+QUERIES_PER_S = 10_000  # signed queries per second of a slice: more than a Linli server answers
+
+
+def signed_queries(count: int, run: str) -> str:
+    """`count` signed query strings, one per line, each with its own nonce (the service refuses a signed query
+    seen with another body)."""
+    ts = str(int(time.time()))
+    return "".join(f"/wechat?signature={signature(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}\n"
+                   for nonce in (f"{run}{n}" for n in range(count)))
+
+
 def wrk(port: int, seconds: float, connections: int, workdir: Path, run: str) -> dict:
-    ts, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
-    query = f"/wechat?signature={signature(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}"
+    (workdir / "queries.txt").write_text(signed_queries(int(QUERIES_PER_S * seconds) + 1000, run))
     texts = ", ".join(json.dumps(t, ensure_ascii=False) for t in COMPLAINTS)
     script = workdir / f"bench-{run}.lua"
-    script.write_text(LUA % {"query": query, "run": run, "dir": str(workdir), "texts": texts}, encoding="utf-8")
+    script.write_text(LUA % {"run": run, "dir": str(workdir), "texts": texts}, encoding="utf-8")
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(script),
          f"http://127.0.0.1:{port}"], capture_output=True, text=True, preexec_fn=pinned(LOAD_CORE), check=True)
@@ -200,15 +222,16 @@ class Load:
     """wrk runs, each with its own identity (MsgIds and residents never repeat across runs) and receipts."""
 
     def __init__(self, workdir: Path, connections: int) -> None:
-        self._workdir, self._connections = workdir, connections
+        self.workdir, self._connections = workdir, connections
         self._prefix, self._count = f"{secrets.randbelow(900000) + 100000}", 0
 
     def run(self, server: Server, seconds: float) -> tuple[dict, set[str]]:
         self._count += 1
         run = f"{self._prefix}{self._count:02d}"
-        slice_dir = self._workdir / run
+        slice_dir = self.workdir / run
         slice_dir.mkdir()
         stats = wrk(server.port, seconds, self._connections, slice_dir, run)
+        (slice_dir / "queries.txt").unlink()
         numbers = {line for f in slice_dir.glob("receipts-*.txt") for line in f.read_text().split()}
         return stats, numbers
 
@@ -282,7 +305,7 @@ def run_interleaved(servers: list[Server], args, load: Load) -> None:
     for server in servers:
         server.port = free_port()
         server.proc, server.startup_s = start_server(server.command + ["--port", str(server.port)], server.env,
-                                                     server.port)
+                                                     server.port, load.workdir / f"{server.name}.log")
     for server in servers:
         load.run(server, args.warmup)  # its receipts count too: every number returned must be stored
     rounds = max(1, math.ceil(args.duration / args.slice))
