@@ -134,12 +134,12 @@ class WallItem:
     members: int = 0  # for a group claim open to join: members so far
 
 
-async def wall(session: AsyncSession, community_id: int, limit: int = 20) -> list[WallItem]:
-    """Approved, unclaimed wishes of one community, newest on the wall first."""
+async def wall(session: AsyncSession, community_id: int, limit: int = 20, offset: int = 0) -> list[WallItem]:
+    """Approved, unclaimed wishes of one community, newest on the wall first (`limit` of them from `offset`)."""
     rows = await session.execute(
         select(Wish.number, Wish.kind, Building.name, Wish.public_text).join(Building, Building.id == Wish.building_id)
         .where(Wish.community_id == community_id, Wish.status == "approved")
-        .order_by(Wish.approved_at.desc(), Wish.id.desc()).limit(limit))
+        .order_by(Wish.approved_at.desc(), Wish.id.desc()).limit(limit).offset(offset))
     return [WallItem(*row) for row in rows]
 
 
