@@ -41,7 +41,7 @@ from storage.ids import IdAllocator, ticket_number
 from storage.models import PartyMember, Resident, Staff, Wish, WishClaimer, WishEvent, WishPhoto
 from storage.writer import Conflict, Unit, Writer
 
-REVIEWER_ROLES = frozenset({"residents_committee", "admin"})
+REVIEWER_ROLES = ("residents_committee", "admin")  # who reviews wishes (a route tuple, as the directory takes)
 CLI_ACTOR = Actor("cli", reviewer=True)  # whoever runs `linli wish review` holds the database: a reviewer
 KIND_WORDS = {"物质帮扶": "material", "物质": "material", "便民服务": "service", "便民": "service",
               "公益服务": "public", "公益": "public", **{k: k for k in KINDS}}
@@ -108,7 +108,7 @@ async def actor_of(session: AsyncSession, who: str | Actor) -> Actor:
     roles = {r.role for r in await staff_roles(session, who)}
     member = "party_member" in roles
     registered = await repo.party_member(session, who) if member else None
-    return Actor(who, reviewer=bool(roles & REVIEWER_ROLES), party_member=member,
+    return Actor(who, reviewer=not roles.isdisjoint(REVIEWER_ROLES), party_member=member,
                  community_id=registered.community_id if registered else None)
 
 
@@ -186,7 +186,7 @@ async def _staff(session: AsyncSession, routes: tuple[str, ...]) -> list[str]:
 
 
 async def _reviewers(session: AsyncSession) -> list[str]:
-    return await _staff(session, ("residents_committee", "admin"))
+    return await _staff(session, REVIEWER_ROLES)
 
 
 async def _committee(session: AsyncSession) -> list[str]:
@@ -206,29 +206,35 @@ async def _title(session: AsyncSession, openid: str) -> str:
 async def submit(session: AsyncSession, ids: IdAllocator, who: str | Actor, text: str, now: datetime,
                  limits: Limits = Limits()) -> WishResult:
     """微心愿 内容: a new wish from a resident bound to a household; the receipt carries 编号：<number>."""
-    actor = await actor_of(session, who)
+    openid = who.openid if isinstance(who, Actor) else who  # anyone may wish: no roles to read
+    home, mine = await session.run_sync(lambda s: repo.wisher(s.connection(), openid, OPEN))
+    return await new_wish(ids, openid, text, now, limits, home, mine, await _reviewers(session))
+
+
+async def new_wish(ids: IdAllocator, openid: str, text: str, now: datetime, limits: Limits, home: repo.Home | None,
+                   open_numbers: list[str], reviewers: list[str]) -> WishResult:
+    """`submit` once its reads are done: the resident's home and open wishes (repo.wisher), the reviewers to
+    tell. The chat reads them on the hot path's lean connection and the staff directory it keeps anyway."""
     text = text.strip()[:500]
     if not text:
         return WishResult("empty", T.ASK_WISH)
-    home = await repo.resident_home(session, actor.openid)
     if home is None:
         return WishResult("unbound", T.NEED_HOME)
-    mine = [w for w in await repo.resident_wishes(session, actor.openid, limit=100) if w.status in OPEN]
-    if not rules.may_open_another(len(mine), limits):
-        return WishResult("limit", T.too_many(limits.max_open, [w.number for w in mine]))
+    if not rules.may_open_another(len(open_numbers), limits):
+        return WishResult("limit", T.too_many(limits.max_open, open_numbers))
     wish_id = await ids.next()
     number = ticket_number(wish_id)
     due = rules.review_due(now, limits)
     unit = Unit()
-    unit.add(Wish, id=wish_id, number=number, openid=actor.openid, community_id=home.community_id,
+    unit.add(Wish, id=wish_id, number=number, openid=openid, community_id=home.community_id,
              household_id=home.household_id, building_id=home.building_id, text=text, public_text=text, kind=None,
              status=rules.next_status(NEW, "submit", {OWNER}), created_at=now, updated_at=now, review_due=due,
              reject_reason="", claim_round=0, group_claim=False, claimer_count=0, reminded=False,
              escalation_level=0, story="", shared_phone="")
-    _event(unit, wish_id, now, actor.openid, "submitted")
+    _event(unit, wish_id, now, openid, "submitted")
     about = _about(wish_id, number, "submitted")
-    for openid in await _reviewers(session):
-        notify(unit, openid, T.new_wish_notice(number, text, home.address, due), now, about=about)
+    for reviewer in reviewers:
+        notify(unit, reviewer, T.new_wish_notice(number, text, home.address, due), now, about=about)
     return WishResult("submitted", T.receipt(number, limits.review_hours), unit, number=number)
 
 
@@ -792,7 +798,9 @@ async def _submit(turn: Turn, text: str, *, offered: dict | None = None) -> Outc
     if last and last.get("h") == digest and ctx.now().timestamp() - last.get("t", 0) < DOUBLE_SEND_S:
         turn.done()
         return Outcome(T.receipt(last["n"], limits.review_hours))  # sent twice: the first one's receipt
-    result = await _decide(turn, submit, ctx.ticket_ids, turn.openid, text, ctx.now(), limits)
+    home, mine = await ctx.read(repo.wisher, turn.openid, OPEN)  # the hot path's lean reads, as a ticket's
+    reviewers = list(dict.fromkeys(s.openid for s in await ctx.directory.members(REVIEWER_ROLES, None)))
+    result = await new_wish(ctx.ticket_ids, turn.openid, text, ctx.now(), limits, home, mine, reviewers)
     if result.code != "submitted":
         if offered is not None and result.code in ("unbound", "limit"):
             turn.ask(asking.state("offer"), offered)  # 2 still files the words as a problem

@@ -3,10 +3,11 @@ storage.writer.Unit (see handlers/wishes.py)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import address as addr
@@ -79,17 +80,34 @@ class Home:
     address: str  # "3栋2单元501": for reviewers only
 
 
-async def resident_home(session: AsyncSession, openid: str) -> Home | None:
-    """The household a resident is bound to (confirmed or waiting for the grid worker), or None."""
-    row = (await session.execute(
-        select(Household.id, Building.id, Building.community_id, Building.name, Household.unit, Household.room)
-        .select_from(Resident).join(Household, Household.id == Resident.household_id)
-        .join(Building, Building.id == Household.building_id)
-        .where(Resident.openid == openid, Resident.status.in_(("bound", "pending"))))).first()
+_HOME = (select(Household.id, Building.id, Building.community_id, Building.name, Household.unit, Household.room)
+         .select_from(Resident).join(Household, Household.id == Resident.household_id)
+         .join(Building, Building.id == Household.building_id)
+         .where(Resident.openid == bindparam("openid"), Resident.status.in_(("bound", "pending"))))
+_OPEN_NUMBERS = (select(Wish.number).where(Wish.openid == bindparam("openid"),
+                                           Wish.status.in_(bindparam("statuses", expanding=True)))
+                 .order_by(Wish.created_at.desc(), Wish.id.desc()))
+
+
+def _home(row) -> Home | None:
     if row is None:
         return None
     household_id, building_id, community_id, building, unit, room = row
     return Home(household_id, building_id, community_id, building, addr.display(building, unit, room))
+
+
+async def resident_home(session: AsyncSession, openid: str) -> Home | None:
+    """The household a resident is bound to (confirmed or waiting for the grid worker), or None."""
+    return _home((await session.execute(_HOME, {"openid": openid})).first())
+
+
+def wisher(conn: Connection, openid: str, open_statuses: Collection[str]) -> tuple[Home | None, list[str]]:
+    """What a new wish needs to know of its resident, in two lean Core reads (the chat's hot path): their home,
+    and the numbers of their open wishes, newest first."""
+    home = _home(conn.execute(_HOME, {"openid": openid}).first())
+    if home is None:
+        return None, []
+    return home, list(conn.execute(_OPEN_NUMBERS, {"openid": openid, "statuses": list(open_statuses)}).scalars())
 
 
 async def community_id_by_name(session: AsyncSession, text: str) -> int | None:
