@@ -150,10 +150,14 @@ async def _load(session: AsyncSession, actor: Actor, ref: str | Wish) -> _Wish |
             wish = None
     if wish is None:
         return WishResult("not_found", T.not_found(ref))
-    claimers = await repo.claimers(session, wish)
+    return _as_met(actor, wish, await repo.claimers(session, wish))
+
+
+def _as_met(actor: Actor, wish, claimers: list) -> _Wish | WishResult:
+    """`wish` (a Wish, or a row of its table) and its current claimers, as this actor meets them."""
     roles = rules.roles_of(actor, wish.openid, wish.community_id, [c.openid for c in claimers])
     if roles == {rules.RESIDENT}:
-        return WishResult("not_found", T.not_found(ref))
+        return WishResult("not_found", T.not_found(wish.number))
     return _Wish(wish, claimers, roles)
 
 
@@ -490,6 +494,12 @@ async def claim(session: AsyncSession, who: str | Actor, ref: str, now: datetime
     w = await _load(session, actor, ref)
     if isinstance(w, WishResult):
         return w
+    return decide_claim(actor, w, now, group, await _title(session, actor.openid))
+
+
+def decide_claim(actor: Actor, w: _Wish, now: datetime, group: bool, title: str) -> WishResult:
+    """`claim` once its reads are done (`title`: how the resident is told who claimed it). The chat reads
+    what it needs in one lean round trip (repo.acting): a wall opening is a burst of claims."""
     if OWNER in w.roles:
         return WishResult("own", T.own_wish(w.number), number=w.number)
     if CLAIMER in w.roles:
@@ -504,8 +514,7 @@ async def claim(session: AsyncSession, who: str | Actor, ref: str, now: datetime
                               claimed_at=now, progress_at=now, updated_at=now, **_STAGE_RESET))
     unit.add(WishClaimer, wish_id=w.wish.id, round=round_, openid=actor.openid, lead=True, joined_at=now)
     _event(unit, w.wish.id, now, actor.openid, "claimed", "团队认领" if group else "")
-    notify(unit, w.wish.openid, T.resident_claimed(w.number, await _title(session, actor.openid), group), now,
-           about=w.about("claimed"))
+    notify(unit, w.wish.openid, T.resident_claimed(w.number, title, group), now, about=w.about("claimed"))
     return WishResult("claimed", T.claimed_reply(w.number, group), unit, T.already_claimed(w.number), w.number)
 
 
@@ -1040,7 +1049,19 @@ async def _register(turn: Turn, fields: dict) -> Outcome:
 
 @router.command(pattern=rf"^认领\s*{_N}\s*(团队|组队|一起|集体)?$")
 async def claim_command(turn: Turn, m: re.Match) -> Outcome:
-    return _answer(await _on_wish(turn, m.group(1), claim, turn.ctx.now(), group=bool(m.group(2))), m.group(1))
+    number = m.group(1)
+    facts = await turn.ctx.read(repo.acting, turn.openid, number)  # a burst at a wall opening: lean reads
+    if facts.wish is None:
+        return Outcome(T.not_found(number))
+    roles = facts.roles
+    actor = Actor(turn.openid, reviewer=not roles.isdisjoint(REVIEWER_ROLES), party_member="party_member" in roles,
+                  community_id=facts.community_id if "party_member" in roles else None)
+    if refused := _member_refusal(actor):
+        return refused.outcome()
+    w = _as_met(actor, facts.wish, facts.claimers)
+    if isinstance(w, WishResult):
+        return w.outcome()
+    return decide_claim(actor, w, turn.ctx.now(), bool(m.group(2)), T.member_title(facts.name)).outcome()
 
 
 @router.command(pattern=rf"^加入\s*(?:团队)?\s*{_N}$")

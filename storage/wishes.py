@@ -35,6 +35,39 @@ async def wish_by_ref(session: AsyncSession, ref: str) -> Wish | None:
     return found[0] if found else None
 
 
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """A person about to act on one wish, read in one lean round trip (repo.acting)."""
+
+    roles: frozenset[str]  # their active staff roles
+    name: str  # the name they registered (报到) with, else their Party member role's name
+    community_id: int | None  # where they registered
+    wish: object | None  # the wish's row (its table's columns), None when no wish has the number
+    claimers: list  # rows of its current claim, the one who claimed first
+
+
+_ROLES = select(Staff.role, Staff.name).where(Staff.openid == bindparam("openid"), Staff.active.is_(True))
+_REGISTERED = select(PartyMember.community_id, PartyMember.name).where(PartyMember.openid == bindparam("openid"))
+_WISH_ROW = select(Wish.__table__).where(Wish.number == bindparam("number"))
+_CLAIM_ROWS = (select(WishClaimer.__table__).where(
+    WishClaimer.wish_id == bindparam("wish_id"), WishClaimer.round == bindparam("round"),
+    WishClaimer.released_at.is_(None)).order_by(WishClaimer.lead.desc(), WishClaimer.joined_at, WishClaimer.id))
+
+
+def acting(conn: Connection, openid: str, number: str) -> Acting:
+    """Who this person is for wishes, and the wish with this number with its claim: Core reads on the hot
+    path's connection (what `actor_of`, `wish_by_number`, `claimers` and `member_names` read)."""
+    roles = conn.execute(_ROLES, {"openid": openid}).all()
+    registered = conn.execute(_REGISTERED, {"openid": openid}).first()
+    wish = conn.execute(_WISH_ROW, {"number": number}).first()
+    claimers = []
+    if wish is not None and wish.claim_round:
+        claimers = list(conn.execute(_CLAIM_ROWS, {"wish_id": wish.id, "round": wish.claim_round}).all())
+    name = (registered.name if registered else "") or next((n for r, n in roles if r == "party_member"), "")
+    return Acting(frozenset(r for r, _ in roles), name, registered.community_id if registered else None, wish,
+                  claimers)
+
+
 async def wish_by_number(session: AsyncSession, number: str) -> Wish | None:
     return (await session.execute(select(Wish).where(Wish.number == number))).scalar_one_or_none()
 

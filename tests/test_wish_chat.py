@@ -295,3 +295,14 @@ async def test_hours_asked_for_take_a_bare_answer(wechat, service, members):
     assert "没看懂" in await wechat.send(LIU, "很快")
     assert "2小时" in await wechat.send(LIU, "2")
     assert (await wish(service, number)).minutes == 120
+
+
+async def test_a_number_with_110_or_120_in_it_is_no_emergency(wechat, service, members):
+    """`认领 101105` names a wish (one number in 30 or so holds 110, 119 or 120); only those numbers on their
+    own are the emergency numbers."""
+    for text in ("认领 101105", "确认 112015", "撤回 101203"):
+        reply = await wechat.send(LIU if text.startswith("认领") else ZHANG, text)
+        assert "没有找到编号" in reply and "紧急" not in reply
+    async with service.ctx.sessions() as s:
+        assert (await s.execute(select(Ticket))).scalars().all() == []
+    assert "110" in await wechat.send(LI, "有人在楼下打架，快打110")  # still an emergency
