@@ -12,6 +12,10 @@ through the session it is given and returns a WishResult whose `unit` holds all 
 timeline entry, the notices). The caller commits the unit: the chat with the inbound message, the CLI and
 tests with `commit`. A unit with a guard (a conditional UPDATE on the very state the action moves) fails as
 a whole when someone else got there first; the actor then gets `conflict_reply`. Scheduled jobs: `jobs`.
+
+The chat (`router`, section "the chat"): the commands, menu click and dialogues that call these use cases,
+a picture right after a new wish or a 圆梦, and the question before words the classifier reads as a wish
+are filed (docs/wishes.md, "In the chat").
 """
 from __future__ import annotations
 
@@ -736,6 +740,13 @@ async def _on_wish(turn: Turn, number: str, use_case, *args, **kw) -> WishResult
         return await use_case(session, turn.openid, wish, *args, **kw)
 
 
+def _close(turn: Turn, dialogue: Dialogue) -> None:
+    """This reply ends the dialogue, if its question is the open one (a command answered on the way leaves
+    another dialogue's question open)."""
+    if turn.question is not None and turn.question.dialogue == dialogue.name:
+        turn.done()
+
+
 def _answer(result: WishResult | None, number: str) -> Outcome:
     return Outcome(T.not_found(number)) if result is None else result.outcome()
 
@@ -805,7 +816,7 @@ async def _submit(turn: Turn, text: str, *, offered: dict | None = None) -> Outc
     digest = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
     last = await _photo_wish(ctx, turn.openid)
     if last and last.get("h") == digest and ctx.now().timestamp() - last.get("t", 0) < DOUBLE_SEND_S:
-        turn.done()
+        _close(turn, asking)
         return Outcome(T.receipt(last["n"], limits.review_hours))  # sent twice: the first one's receipt
     home, mine = await ctx.read(repo.wisher, turn.openid, OPEN)  # the hot path's lean reads, as a ticket's
     reviewers = list(dict.fromkeys(s.openid for s in await ctx.directory.members(REVIEWER_ROLES, None)))
@@ -815,7 +826,7 @@ async def _submit(turn: Turn, text: str, *, offered: dict | None = None) -> Outc
             turn.ask(asking.state("offer"), offered)  # 2 still files the words as a problem
             return Outcome(T.offer_refused(result.reply))
         return result.outcome()
-    turn.done()
+    _close(turn, asking)
     outcome = result.outcome()
     outcome.after_commit.append(_pictures_to(ctx, turn.openid, result.number, digest))
     return outcome
@@ -873,7 +884,7 @@ def _numbered(turn: Turn, result: WishResult, first: int = 1) -> Outcome:
     if numbers:
         turn.ask(lists.state("pick"), {"numbers": numbers, "first": first, "more": result.detail.get("more")})
     else:
-        turn.done()
+        _close(turn, lists)
     return result.outcome()
 
 
@@ -940,9 +951,8 @@ async def _done_or_not(turn: Turn, number: str, done: bool, reason: str = "") ->
         result = await _on_wish(turn, number, confirm, now)
     else:
         result = await _on_wish(turn, number, dispute, reason, now)
-    q = turn.question
-    if q is not None and q.name == confirming.state("done") and q.data.get("number") == number:
-        turn.done()  # answered, by the digit or the command
+    if turn.question is not None and turn.question.data.get("number") == number:
+        _close(turn, confirming)  # answered, by the digit or the command
     return _answer(result, number)
 
 
@@ -1043,7 +1053,7 @@ async def _register(turn: Turn, fields: dict) -> Outcome:
             return turn.retry(T.WHICH_COMMUNITY_STEP, limit=3, give_up=T.REGISTER_LEFT)
         turn.ask(registering.state("community"), fields)
         return Outcome(T.WHICH_COMMUNITY_STEP)
-    turn.done()
+    _close(turn, registering)
     return result.outcome()
 
 
@@ -1099,7 +1109,7 @@ async def _fulfil(turn: Turn, number: str, note: str, minutes: int | None) -> Ou
         return result.outcome()
     if result.code != "fulfilled":
         return result.outcome()
-    turn.done()
+    _close(turn, fulfilling)
 
     async def ask_the_resident() -> None:
         await ask_confirmation(ctx, wish.openid, number, chat_limits(ctx))

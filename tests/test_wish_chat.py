@@ -279,6 +279,7 @@ async def test_registering_as_a_short_dialogue(wechat, service, people):
     assert "在职党员" in await wechat.send(LI, "报到")  # not a Party member
     assert "工作单位" in await wechat.send(LIU, "报到")
     assert "特长" in await wechat.send(LIU, "区税务局")
+    assert "还没有认领" in await wechat.send(LIU, "我的服务")  # a command on the way: answered, the dialogue goes on
     assert "时间" in await wechat.send(LIU, "水电维修")
     assert "哪个社区" in await wechat.send(LIU, "周末")  # not bound to a home, and two communities
     assert "哪个社区" in await wechat.send(LIU, "不知道")
