@@ -740,6 +740,16 @@ async def _on_wish(turn: Turn, number: str, use_case, *args, **kw) -> WishResult
         return await use_case(session, turn.openid, wish, *args, **kw)
 
 
+_WIDE_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+_SPACES = re.compile(r"\s+")
+
+
+def _written(turn: Turn, m: re.Match) -> re.Match:
+    """The command's match on the message as the person wrote it, so that the words kept or passed on keep
+    their ，？： (NFKC makes them ASCII in the text commands are matched on); else the match itself."""
+    return m.re.match(_SPACES.sub(" ", turn.msg.text.translate(_WIDE_DIGITS)).strip()) or m
+
+
 def _close(turn: Turn, dialogue: Dialogue) -> None:
     """This reply ends the dialogue, if its question is the open one (a command answered on the way leaves
     another dialogue's question open)."""
@@ -779,14 +789,14 @@ async def ask_for_wish(turn: Turn) -> Outcome:
 
 @router.command(pattern=r"^(?:微心愿|许愿)\s*[:：]?\s*(\S.*)$")
 async def submit_command(turn: Turn, m: re.Match) -> Outcome:
-    return await _submit(turn, m.group(1))
+    return await _submit(turn, _written(turn, m).group(1))
 
 
 @asking.step("text")
 async def wish_in_words(turn: Turn, _data: dict) -> Outcome:
     if turn.words.isdigit() or len(turn.words) < 4:
         return turn.retry(T.WISH_TOO_SHORT, limit=3, give_up=T.WISH_LEFT)
-    return await _submit(turn, turn.text)
+    return await _submit(turn, turn.msg.text.strip() or turn.text)
 
 
 @router.text
@@ -795,7 +805,7 @@ async def maybe_a_wish(turn: Turn) -> Outcome | None:
     Costs nothing more for a complaint: the verdict is computed once, and the tickets' free text needs it."""
     if turn.words.isdigit() or turn.verdict.intent != "wish":
         return None
-    turn.ask(asking.state("offer"), {"text": turn.text})
+    turn.ask(asking.state("offer"), {"text": turn.msg.text.strip() or turn.text})
     return Outcome(T.OFFER)
 
 
@@ -932,7 +942,8 @@ async def confirm_command(turn: Turn, m: re.Match) -> Outcome:
 
 @router.command(pattern=rf"^(?:没有完成|没完成|未完成)\s*{_N}\s*(.*)$")
 async def dispute_command(turn: Turn, m: re.Match) -> Outcome:
-    return await _done_or_not(turn, m.group(1), False, m.group(2))
+    m = _written(turn, m)
+    return await _done_or_not(turn, m.group(1), False, m.group(2).strip())
 
 
 @confirming.step("done")
@@ -968,6 +979,7 @@ def _kind_and_text(rest: str) -> tuple[str | None, str]:
 @router.command(pattern=rf"^审核\s*{_N}\s*(不通过|通过|驳回)?\s*(.*)$")
 async def review_command(turn: Turn, m: re.Match) -> Outcome:
     """审核 编号 通过 [类别 [公开内容]] | 审核 编号 不通过 原因; 审核 编号 alone shows it."""
+    m = _written(turn, m)
     number, verdict, rest = m.group(1), m.group(2), m.group(3).strip()
     if verdict is None:
         return await _show(turn, number) if not rest else Outcome(T.HOW_TO_REVIEW)
@@ -984,6 +996,7 @@ async def review_command(turn: Turn, m: re.Match) -> Outcome:
 @router.command(pattern=rf"^修改心愿\s*{_N}\s*(.*)$")
 async def edit_command(turn: Turn, m: re.Match) -> Outcome:
     """修改心愿 编号 [类别] [公开内容]: what the wall shows."""
+    m = _written(turn, m)
     kind, text = _kind_and_text(m.group(2).strip())
     if kind is None and not text:
         return Outcome(T.HOW_TO_EDIT)
@@ -1082,6 +1095,7 @@ async def join_command(turn: Turn, m: re.Match) -> Outcome:
 
 @router.command(pattern=rf"^圆梦\s*{_N}\s*(.*)$")
 async def fulfil_command(turn: Turn, m: re.Match) -> Outcome:
+    m = _written(turn, m)
     return await _fulfil(turn, m.group(1), m.group(2).strip(), None)
 
 
@@ -1128,6 +1142,7 @@ async def service_command(turn: Turn) -> Outcome:
 @router.command(pattern=rf"^回复\s*{_N}\s*(.*)$")
 async def relay_command(turn: Turn, m: re.Match) -> Outcome | None:
     """回复 编号 内容 about a wish; None for any other number, which is a ticket's (the staff router's)."""
+    m = _written(turn, m)
     result = await _on_wish(turn, m.group(1), relay, m.group(2).strip(), turn.ctx.now())
     return result.outcome() if result is not None else None
 

@@ -90,9 +90,10 @@ async def test_a_wish_from_the_resident_to_the_member_and_back(wechat, service, 
     assert "已被在职党员刘**认领" in await last_notice(service, ZHANG)
 
     assert "话已经带到" in await wechat.send(LIU, f"回复 {number} 阿姨好，周六上午来换，方便吗？")
-    assert "周六上午来换" in await last_notice(service, ZHANG)
-    assert "话已经带到" in await wechat.send(ZHANG, f"回复 {number} 方便，我在家")
-    assert "我在家" in await last_notice(service, LIU)
+    assert "阿姨好，周六上午来换，方便吗？" in await last_notice(service, ZHANG)  # the words as he wrote them
+    wide = number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))  # a phone's full-width digits
+    assert "话已经带到" in await wechat.send(ZHANG, f"回复 {wide} 方便，我在家。")
+    assert "方便，我在家。" in await last_notice(service, LIU)
     assert f"编号：{number}" in await wechat.send(ZHANG, "同意留电话 13800001234")
     assert "13800001234" in await last_notice(service, LIU)
 
