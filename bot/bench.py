@@ -1,16 +1,19 @@
 """`linli bench webhook`: Linli's webhook against a bare aiohttp server, measured in one run on one machine.
 
 Each server is one process pinned to one core; wrk (Debian's package) runs on the other core with 50
-connections and a Lua script that sends correctly signed pushes in a realistic mix: 70 % new complaints
-(each from a new resident, unique MsgIds), 10 % retries of recent MsgIds, 10 % status queries, 10 % other
-commands and events. Every push gets a signed query of its own (timestamp, nonce, signature from a pool made
-before the run): Linli accepts a signed query again only with the body it first came with, as WeChat's
-retries repeat it; a retry in the mix repeats both.
+connections and a Lua script that sends correctly signed pushes in a realistic mix: 63 % new complaints
+(each from a new resident, unique MsgIds), 10 % new micro-wishes (`微心愿 …`, each from its own resident bound
+to a flat: the benchmark seeds a community of them), 9 % retries of recent messages, 9 % status queries, 9 %
+other commands and events (the mix before wishes, 70/10/10/10, scaled to 90 %). Plain-mode signatures cover
+token, timestamp and nonce, not the body, and the service refuses a signed query it saw with another body (a
+replay), so every new body gets its own nonce: the queries are signed beforehand (wrk's Lua has no SHA-1)
+and a retry resends its body with the query it first went with.
 
 The servers run side by side and take turns in short slices (bare, then a Linli setup, every round), so
 that each ratio compares slices seconds apart on a machine whose speed drifts. Afterwards every tracking
-number wrk received must exist in the database (`lost`), and no resident may have two tickets
-(`duplicates`: each complaint came from its own resident; a retry must not add one).
+number wrk received must exist in the database as a ticket or a wish (`lost`), and no resident may have two
+tickets or two wishes (`duplicates`: each complaint and each wish came from its own resident; a retry must
+not add one). `linli bench claims` (bot/bench_claims.py) is the burst of a wish wall opening.
 """
 from __future__ import annotations
 
@@ -48,11 +51,21 @@ COMPLAINTS = [
     "健身器材坏了，小孩玩容易受伤", "垃圾分类的桶太少，总是满的", "楼下小饭馆油烟太大，窗户都不敢开",
     "独居老人王奶奶好几天没下楼了，能不能去看看", "流浪猫太多了，晚上叫得睡不着",
 ]
+WISHES = [  # 微心愿 from residents bound to a flat (the benchmark seeds them: WISHERS)
+    "想请人帮忙换一下厨房的灯泡", "想请人陪我去社区医院量血压", "眼睛花了，想要一副老花镜", "想找人教我用手机视频通话",
+    "家里的水龙头一直漏水，想请人修一下", "想请人帮忙把旧衣服送到回收点", "想请人帮孩子辅导一下数学",
+    "想请人帮忙贴一下春联", "腿脚不方便，想请人帮忙取快递", "想要一个带靠背的小板凳",
+]
+WISHERS = "bench-w-"  # + 1 … n: bound residents, each sends one wish
+WISH_SHARE = 0.10  # of all pushes; the other kinds keep their proportions (docs in the module's docstring)
+WISHES_PER_S = 600  # seeded wishers per second of load: more than a Linli server answers wishes
 
 LUA = r"""
-local counter, id, recent, recentq, people, kept = 0, 0, {}, {}, {}, 0
-local queries, run, dir = {}, "%(run)s", "%(dir)s"
+local counter, id, recent, sent_with, people, kept, complained, wished = 0, 0, {}, {}, {}, 0, 0, 0
+local queries, fresh = {}, 0
+local run, dir, wisher_from, wishers = "%(run)s", "%(dir)s", %(wisher_from)d, %(wishers)d
 local texts = { %(texts)s }
+local wishes = { %(wishes)s }
 local receipts
 local threads = {}
 
@@ -63,7 +76,12 @@ end
 
 init = function(args)
   receipts = io.open(dir .. "/receipts-" .. id .. ".txt", "w")
-  for line in io.lines("%(queries)s") do queries[#queries + 1] = line end
+  for line in io.lines(dir .. "/queries.txt") do queries[#queries + 1] = line end
+end
+
+local function query()  -- a signed query no body went with yet (past the pool's end the service says 403)
+  fresh = fresh + 1
+  return queries[(fresh - 1) %% #queries + 1]
 end
 
 local function push(openid, kind, content, msgid)
@@ -78,30 +96,39 @@ local function push(openid, kind, content, msgid)
   return "<xml>" .. fields .. "</xml>"
 end
 
+-- Of every 200 pushes: 126 complaints, 20 wishes, 18 retries, 18 我的诉求, 9 帮助, 9 subscribe events; the
+-- multiplier spreads each kind over the 200 instead of sending them in runs.
 request = function()
   counter = counter + 1
-  local kind = counter %% 10
+  local share = (counter * 37) %% 200
   local msgid = run .. string.format("%%02d%%09d", id, counter)
-  local query = queries[(counter - 1) %% #queries + 1]  -- a signed query of its own (the pool outlasts a slice)
-  local body
-  if kind <= 6 or kept == 0 then
-    local openid = "bench-" .. run .. "-" .. id .. "-" .. counter
-    body = push(openid, "text", texts[counter %% #texts + 1], msgid)
+  local body, q
+  if share < 146 or kept == 0 then
+    if share < 126 or kept == 0 then
+      local openid = "bench-" .. run .. "-" .. id .. "-" .. counter
+      body = push(openid, "text", texts[counter %% #texts + 1], msgid)
+      complained = complained + 1
+      people[(complained - 1) %% 50 + 1] = openid  -- the last 50 complainants, for 我的诉求 and 帮助
+    else
+      local wisher = "%(wisher_prefix)s" .. ((wisher_from + wished) %% wishers + 1)
+      wished = wished + 1
+      body = push(wisher, "text", "微心愿 " .. wishes[counter %% #wishes + 1], msgid)
+    end
+    q = query()
     kept = kept + 1
-    recent[(kept - 1) %% 50 + 1] = body  -- the last 50 complaints, for retries and queries
-    recentq[(kept - 1) %% 50 + 1] = query
-    people[(kept - 1) %% 50 + 1] = openid
-  elseif kind == 7 then
-    local pick = math.random(math.min(kept, 50))
-    body, query = recent[pick], recentq[pick]  -- WeChat's retry: the same query and body
-  elseif kind == 8 then
-    body = push(people[math.random(math.min(kept, 50))], "text", "我的诉求", msgid)
-  elseif counter %% 20 == 9 then
-    body = push(people[math.random(math.min(kept, 50))], "text", "帮助", msgid)
+    recent[(kept - 1) %% 50 + 1] = body  -- the last 50 new messages, for retries
+    sent_with[(kept - 1) %% 50 + 1] = q
+  elseif share < 164 then
+    local i = math.random(math.min(kept, 50))
+    body, q = recent[i], sent_with[i]  -- WeChat's retry: the same body, signed as before
+  elseif share < 182 then
+    body = push(people[math.random(math.min(complained, 50))], "text", "我的诉求", msgid)
+  elseif share < 191 then
+    body = push(people[math.random(math.min(complained, 50))], "text", "帮助", msgid)
   else
     body = push("bench-" .. run .. "-" .. id .. "-e" .. counter, "event", "subscribe", "")
   end
-  return wrk.format("POST", query, {["Content-Type"] = "text/xml"}, body)
+  return wrk.format("POST", q or query(), {["Content-Type"] = "text/xml"}, body)
 end
 
 response = function(status, headers, body)
@@ -136,6 +163,8 @@ class Server:
     numbers: set[str] = field(default_factory=set)  # tracking numbers the load generator received
     lost: int | None = None
     duplicates: int | None = None
+    wishers_used: int = 0  # wishers who have sent their wish (the next run starts after them)
+    wishes: int | None = None  # wishes stored
 
     def rps(self, slices: list[dict] | None = None) -> float:
         slices = self.slices if slices is None else slices
@@ -152,16 +181,18 @@ def pinned(core: int):
     return lambda: os.sched_setaffinity(0, {core}) if core < os.cpu_count() else None
 
 
-def start_server(command: list[str], env: dict[str, str], port: int) -> tuple[subprocess.Popen, float]:
-    """Start a server pinned to its core; return it and how long it took to answer /healthz."""
+def start_server(command: list[str], env: dict[str, str], port: int, log: Path) -> tuple[subprocess.Popen, float]:
+    """Start a server pinned to its core; return it and how long it took to answer /healthz. Its log goes to a
+    file: a pipe nobody reads fills up and then blocks the server."""
     import urllib.request
 
     started = time.perf_counter()
-    proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=pinned(SERVER_CORE))
+    with log.open("wb") as err:
+        proc = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=pinned(SERVER_CORE))
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"{command[0]} exited: {proc.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"{command[0]} exited: {log.read_text(errors='replace')[-2000:]}")
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
             return proc, time.perf_counter() - started
@@ -188,23 +219,22 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-QUERIES_PER_RUN = 60_000  # more pushes than Linli answers in a slice; the bare server may cycle through them
+QUERIES_PER_S = 10_000  # signed queries per second of a slice: more than a Linli server answers
 
 
-def signed_queries(count: int) -> str:
-    """Lines of `/wechat?signature=…&timestamp=…&nonce=…`, each nonce new."""
+def signed_queries(count: int, run: str) -> str:
+    """`count` signed query strings, one per line, each with its own nonce (the service refuses a signed query
+    seen with another body)."""
     ts = str(int(time.time()))
-    base = secrets.randbelow(10**9) * 10**6
-    return "".join(f"/wechat?signature={signature(TOKEN, ts, str(base + n))}&timestamp={ts}&nonce={base + n}\n"
-                   for n in range(count))
+    return "".join(f"/wechat?signature={signature(TOKEN, ts, nonce)}&timestamp={ts}&nonce={nonce}\n"
+                   for nonce in (f"{run}{n}" for n in range(count)))
 
 
-def wrk(port: int, seconds: float, connections: int, workdir: Path, run: str) -> dict:
-    queries = workdir / "queries.txt"
-    queries.write_text(signed_queries(QUERIES_PER_RUN))
-    texts = ", ".join(json.dumps(t, ensure_ascii=False) for t in COMPLAINTS)
+def wrk(port: int, seconds: float, connections: int, workdir: Path, run: str, wisher_from: int, wishers: int) -> dict:
+    (workdir / "queries.txt").write_text(signed_queries(int(QUERIES_PER_S * seconds) + 1000, run))
     script = workdir / f"bench-{run}.lua"
-    script.write_text(LUA % {"run": run, "dir": str(workdir), "texts": texts, "queries": str(queries)},
+    script.write_text(LUA % {"run": run, "dir": str(workdir), "texts": _lua_list(COMPLAINTS), "wishes": _lua_list(WISHES),
+                             "wisher_prefix": WISHERS, "wisher_from": wisher_from, "wishers": wishers},
                       encoding="utf-8")
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(script),
@@ -213,38 +243,84 @@ def wrk(port: int, seconds: float, connections: int, workdir: Path, run: str) ->
     return json.loads(line.removeprefix("BENCHJSON "))
 
 
-class Load:
-    """wrk runs, each with its own identity (MsgIds and residents never repeat across runs) and receipts."""
+def _lua_list(texts: list[str]) -> str:
+    return ", ".join(json.dumps(t, ensure_ascii=False) for t in texts)
 
-    def __init__(self, workdir: Path, connections: int) -> None:
-        self._workdir, self._connections = workdir, connections
+
+class Load:
+    """wrk runs, each with its own identity (MsgIds and residents never repeat across runs) and receipts; each
+    Linli server's wishers are used in turn, one wish each, across its runs."""
+
+    def __init__(self, workdir: Path, connections: int, wishers: int) -> None:
+        self.workdir, self._connections, self.wishers = workdir, connections, wishers
         self._prefix, self._count = f"{secrets.randbelow(900000) + 100000}", 0
 
     def run(self, server: Server, seconds: float) -> tuple[dict, set[str]]:
         self._count += 1
         run = f"{self._prefix}{self._count:02d}"
-        slice_dir = self._workdir / run
+        slice_dir = self.workdir / run
         slice_dir.mkdir()
-        stats = wrk(server.port, seconds, self._connections, slice_dir, run)
+        stats = wrk(server.port, seconds, self._connections, slice_dir, run, server.wishers_used, self.wishers)
+        (slice_dir / "queries.txt").unlink()
+        if server.database_url is not None:  # a bound on the wishes this run sent (requests in flight included)
+            server.wishers_used += math.ceil((stats["requests"] + self._connections) * WISH_SHARE) + 1
         numbers = {line for f in slice_dir.glob("receipts-*.txt") for line in f.read_text().split()}
         return stats, numbers
 
 
-async def check_stored(database_url: str, numbers: set[str]) -> tuple[int, int]:
-    """(receipts whose ticket is missing, residents with more than one ticket)."""
+async def check_stored(database_url: str, numbers: set[str]) -> tuple[int, int, int]:
+    """(receipts whose ticket or wish is missing, residents with more than one ticket or wish, wishes stored):
+    each complaint and each wish came from its own resident, so a second one is a retry stored twice."""
     from sqlalchemy import func, select
 
     from storage.db import create_engine
-    from storage.models import Ticket
+    from storage.models import Ticket, Wish
 
     engine = create_engine(database_url)
     try:
         async with engine.connect() as conn:
-            stored = set((await conn.execute(select(Ticket.number))).scalars())
-            extra = (await conn.execute(select(func.count() - func.count(func.distinct(Ticket.openid))))).scalar_one()
+            stored, extra = set(), 0
+            for model in (Ticket, Wish):
+                stored |= set((await conn.execute(select(model.number))).scalars())
+                extra += (await conn.execute(select(func.count() - func.count(func.distinct(model.openid))))
+                          ).scalar_one()
+            wishes = (await conn.execute(select(func.count()).select_from(Wish))).scalar_one()
     finally:
         await engine.dispose()
-    return len(numbers - stored), extra
+    return len(numbers - stored), extra, wishes
+
+
+async def seed_community(database_url: str, residents: int, members: int = 0, *, prefix: str = WISHERS,
+                         member_prefix: str = "bench-m-") -> None:
+    """One community with `residents` flats and a resident bound to each (`prefix` 1 … n, in building 1栋),
+    and `members` Party members registered there (`member_prefix` 1 … n), written in bulk."""
+    from sqlalchemy import insert
+
+    from handlers.context import utcnow
+    from storage.db import create_engine
+    from storage.models import Building, Community, Grid, Household, PartyMember, Resident, Staff
+
+    now, engine = utcnow(), create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(insert(Community.__table__).values(id=1, code="bench", name="压测社区"))
+            await conn.execute(insert(Grid.__table__).values(id=1, community_id=1, code="1", name="1号网格"))
+            await conn.execute(insert(Building.__table__).values(id=1, grid_id=1, community_id=1, name="1栋"))
+            ids = range(1, residents + 1)
+            await conn.execute(insert(Household.__table__), [
+                dict(id=i, building_id=1, unit="1单元", room=str(i), floor_area=80.0, code=f"BH{i}") for i in ids])
+            await conn.execute(insert(Resident.__table__), [
+                dict(openid=f"{prefix}{i}", household_id=i, is_owner=True, name="", phone="", status="bound",
+                     bound_at=now, created_at=now) for i in ids])
+            if members:
+                await conn.execute(insert(Staff.__table__), [
+                    dict(openid=f"{member_prefix}{i}", role="party_member", grid_id=None, is_head=False,
+                         name=f"党员{i}", active=True, created_at=now) for i in range(1, members + 1)])
+                await conn.execute(insert(PartyMember.__table__), [
+                    dict(openid=f"{member_prefix}{i}", community_id=1, name=f"党员{i}", unit="压测单位", skills="",
+                         time_offered="", registered_at=now, updated_at=now) for i in range(1, members + 1)])
+    finally:
+        await engine.dispose()
 
 
 def have_wrk() -> bool:
@@ -267,20 +343,24 @@ def bench_webhook(args) -> int:
         return 2
     base_env = {"LINLI_WECHAT_TOKEN": TOKEN, "LINLI_WECHAT_APPID": "", "LINLI_WECHAT_SECRET": "",
                 "LINLI_WECHAT_AES_KEY": "", "PYTHONUNBUFFERED": "1", "REDIS_URL": "", "DATABASE_URL": ""}
+    from storage.migrate import upgrade
+
     linli = [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1"]
     drop = None
+    # every wish from its own resident (so a second wish of one is a retry stored twice), enough for any pace
+    wishers = WISHES_PER_S * (args.warmup + max(1, math.ceil(args.duration / args.slice)) * args.slice) + 1000
     with tempfile.TemporaryDirectory(prefix="linli-bench-") as tmp:
         sqlite_url = f"sqlite:///{tmp}/bench.db"
         servers = [Server("bare", BARE, {}),
                    Server("sqlite", linli, {**base_env, "DATABASE_URL": sqlite_url}, sqlite_url)]
         if not args.skip_pg:
-            from storage.migrate import upgrade
-
             pg_url, drop = fresh_pg_database(args.pg)
-            upgrade(pg_url)
             servers.append(Server("pg", linli, {**base_env, "DATABASE_URL": pg_url, "REDIS_URL": args.redis}, pg_url))
         try:
-            run_interleaved(servers, args, Load(Path(tmp), args.connections))
+            for server in servers[1:]:
+                upgrade(server.database_url)
+                asyncio.run(seed_community(server.database_url, wishers))
+            run_interleaved(servers, args, Load(Path(tmp), args.connections, wishers))
         finally:
             for server in servers:
                 if server.proc is not None:
@@ -299,7 +379,7 @@ def run_interleaved(servers: list[Server], args, load: Load) -> None:
     for server in servers:
         server.port = free_port()
         server.proc, server.startup_s = start_server(server.command + ["--port", str(server.port)], server.env,
-                                                     server.port)
+                                                     server.port, load.workdir / f"{server.name}.log")
     for server in servers:
         load.run(server, args.warmup)  # its receipts count too: every number returned must be stored
     rounds = max(1, math.ceil(args.duration / args.slice))
@@ -319,7 +399,7 @@ def run_interleaved(servers: list[Server], args, load: Load) -> None:
         server.rss_mb = rss_mb(server.proc.pid)
     for server in linlis:
         # the warm-up's tickets are in the database too; every returned number must be among them
-        server.lost, server.duplicates = asyncio.run(check_stored(server.database_url, server.numbers))
+        server.lost, server.duplicates, server.wishes = asyncio.run(check_stored(server.database_url, server.numbers))
 
 
 def fresh_pg_database(base_url: str):
@@ -362,7 +442,7 @@ def report(servers: list[Server], args) -> None:
         if server is not bare:
             summary |= {f"{server.name}_rps": round(server.rps()), f"{server.name}_ratio": round(ratio, 4),
                         f"{server.name}_p99_ms": round(p99, 1), f"{server.name}_errors": errors,
-                        f"{server.name}_receipts": len(server.numbers),
+                        f"{server.name}_receipts": len(server.numbers), f"{server.name}_wishes": server.wishes,
                         f"{server.name}_startup_s": round(server.startup_s, 2),
                         f"{server.name}_rss_mb": round(server.rss_mb)}
     summary["lost"] = sum(s.lost or 0 for s in servers)
@@ -374,6 +454,14 @@ def _n(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+def add_setup_options(parser, skip_help: str) -> None:
+    """Where the PostgreSQL + Redis setup runs, or --skip-pg."""
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
+                        help="PostgreSQL to create the benchmark's own database in")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="Redis for the PostgreSQL setup")
+    parser.add_argument("--skip-pg", action="store_true", help=skip_help)
+
+
 def register(subparsers) -> None:
     webhook = subparsers.add_parser("webhook", help="公众号接口的速度：邻里对比空白 aiohttp / Linli against bare aiohttp")
     webhook.add_argument("--duration", type=int, default=40,
@@ -383,11 +471,11 @@ def register(subparsers) -> None:
                          help="seconds per slice: servers take turns in slices this long (default 5)")
     webhook.add_argument("--warmup", type=int, default=5, help="seconds of load before measuring (default 5)")
     webhook.add_argument("--connections", type=int, default=50)
-    webhook.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test",
-                         help="PostgreSQL to create the benchmark's own database in")
-    webhook.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="Redis for the PostgreSQL setup")
-    webhook.add_argument("--skip-pg", action="store_true", help="only the bare server and the embedded default")
+    add_setup_options(webhook, skip_help="only the bare server and the embedded default")
     webhook.set_defaults(run=bench_webhook)
+    from bot import bench_claims  # it builds on this module's helpers
+
+    bench_claims.register(subparsers)
 
 
 def bare_server(port: int) -> None:

@@ -12,6 +12,8 @@ from bot.app import SERVICE, create_app
 from bot.config import Settings
 from bot.simulator import run_chat
 from bot.standin import STANDIN_STATE, create_standin, start_standin
+from handlers import wishes
+from handlers.context import utcnow
 from storage.community import seed_demo
 
 DEMO_TOKEN, DEMO_APPID, DEMO_SECRET = "demotoken", "wxdemo0000000000", "demo-secret"
@@ -24,6 +26,7 @@ IDENTITIES = {
     "王网格员": "demo-worker-wang",
     "陈主任": "demo-committee-chen",
     "刘党员": "demo-party-liu",
+    "赵党员": wishes.DEMO_ZHAO,
 }
 
 
@@ -79,7 +82,10 @@ async def run_demo(*, safe: bool, port: int, db_file: str, input_lines=None, out
     app = create_app(demo_settings(db_file, standin.url))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await seed_demo(app[SERVICE].engine, IDENTITIES)
+    service = app[SERVICE]
+    await seed_demo(service.engine, IDENTITIES)
+    # Two Party members registered, and wishes in every status (on the service's ids: one number space).
+    await wishes.seed_demo_wishes(service.engine, IDENTITIES, utcnow(), ids=service.ctx.ticket_ids)
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     webhook = f"http://127.0.0.1:{runner.addresses[0][1]}/wechat"

@@ -26,6 +26,7 @@ from handlers.types import Inbound, Outcome
 root = Router("linli")
 root.include_router(welcome.router)
 root.include_router(accounts.router)
+root.include_router(wishes.router)  # before staff: `回复 <a wish's number>` is the wish's, any other number a ticket's
 root.include_router(staff.router)
 root.include_router(console_login.router)
 root.include_router(rating.router)
@@ -34,7 +35,7 @@ root.include_router(tickets.router)
 TABLE = Table(root)
 
 # Per-person state keys every message may need: read ahead with its dedupe claim, in the same round trip.
-PERSON_KEYS = (QUESTION_KEY, *tickets.STATE_KEYS)
+PERSON_KEYS = (QUESTION_KEY, *tickets.STATE_KEYS, wishes.PHOTO)
 
 
 def scheduled_jobs(engine, *, second_after: timedelta, rating_timeout: timedelta,

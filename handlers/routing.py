@@ -229,6 +229,21 @@ def _first_characters(patterns: list[re.Pattern]) -> frozenset[str] | None:
     return frozenset(starts)
 
 
+def _in_order(handlers: list[Handler]) -> Handler:
+    """Several routers' handlers of one kind of media, asked in the declared order until one answers (a
+    picture right after a new wish is the wish's, else the ticket's)."""
+    if len(handlers) == 1:
+        return handlers[0]
+
+    async def first_answer(turn: Turn) -> Outcome:
+        for handler in handlers:
+            if (out := await handler(turn)) is not None:
+                return out
+        return Outcome(None)
+
+    return first_answer
+
+
 class Table:
     """Routers flattened once at start-up into lookup tables: what runs per message is a few dict lookups
     and a short list of anchored patterns, in the declared order."""
@@ -243,10 +258,13 @@ class Table:
         self.steps: dict[str, tuple[Dialogue, Handler]] = {}
         self.dialogues: dict[str, Dialogue] = {}
         self.free_text: list[Handler] = []
+        media: dict[str, list[Handler]] = {}
         for r in routers:
-            for table, mine in ((self.clicks, r.clicks), (self.events, r.events), (self.media, r.media)):
+            for table, mine in ((self.clicks, r.clicks), (self.events, r.events)):
                 for key, handler in mine.items():
                     table.setdefault(key, handler)
+            for kind, handler in r.media.items():
+                media.setdefault(kind, []).append(handler)
             for c in r.commands:
                 for w in c.words:
                     self.words.setdefault(w, c.handler)
@@ -260,6 +278,7 @@ class Table:
                     self.steps[f"{d.name}:{step}"] = (d, handler)
             self.free_text += r.free_text
         self.pattern_starts = _first_characters([p for p, _ in self.patterns])
+        self.media = {kind: _in_order(handlers) for kind, handlers in media.items()}
 
     async def command(self, turn: Turn) -> Outcome | None:
         words = turn.words

@@ -159,7 +159,7 @@ async def open_ticket(turn: Turn, *, new_matter: bool = False) -> Outcome:
         turn.ask(dialogue.state("category"), {"ticket": ticket_id, "number": number, "options": options})
     else:
         handler = _handler_name(route_plan.route)
-        reply = texts.receipt(number, category.name, handler, int(limits[0]), wish=verdict.intent == "wish")
+        reply = texts.receipt(number, category.name, handler, int(limits[0]))  # a wish is asked about first (wishes)
     if verdict.emergency:
         reply = texts.emergency_advice(verdict.emergency) + reply
     remembered = json.dumps({"h": _digest(turn.text), "r": reply, "e": verdict.emergency, "t": ticket_id,

@@ -16,6 +16,10 @@ STATUS_NAMES = {
     "withdrawn": "已撤回",
 }
 
+# A status in at most 5 characters: the phrase field of a template message about a wish (WeChat's limit).
+STATUS_WORDS = {"submitted": "待审核", "approved": "待认领", "claimed": "已认领", "fulfilled": "待确认",
+                "closed": "已完成", "rejected": "未通过", "withdrawn": "已撤回"}
+
 MEMBER_STATUS_NAMES = {"claimed": "正在办", "fulfilled": "已上报，等居民确认", "closed": "已圆梦"}
 
 
@@ -45,7 +49,7 @@ NEED_HOME = "登记微心愿要先绑定您家的房屋（社区要核对）。�
 def receipt(number: str, review_hours: float) -> str:
     days = max(1, round(review_hours / 24))
     return (f"您的微心愿已登记。\n编号：{number}\n社区会在{days}天内审核，通过后放上心愿墙，由在职党员认领。\n"
-            "回复“我的心愿”看进度。")
+            "可以接着发一张照片。回复“我的心愿”看进度。")
 
 
 def too_many(max_open: int, numbers: list[str]) -> str:
@@ -59,7 +63,7 @@ def wish_list(items: list[tuple[str, str, str, datetime]]) -> str:
     lines = ["您的微心愿："]
     lines += [f"{i}. 编号 {number} {short(text, 12)}｜{STATUS_NAMES.get(status, status)}｜{local_time(at)}"
               for i, (number, text, status, at) in enumerate(items, 1)]
-    lines.append("没被认领的可以回复“撤回 编号”。")
+    lines.append("回复数字看详情；没被认领的可以回复“撤回 编号”。")
     return "\n".join(lines)
 
 
@@ -104,9 +108,13 @@ def resident_claimed(number: str, title: str, group: bool) -> str:
             f"想说什么，回复“回复 {number} 内容”。愿意让党员打电话给您，回复“同意留电话”。")
 
 
+IS_IT_DONE = "办好了吗？回复数字：\n1 已完成\n2 没有完成"  # the resident's question once a member says it is done
+
+
 def resident_fulfilled(number: str, title: str, story: str) -> str:
-    return (f"【微心愿】{title}说您的心愿（编号 {number}）已经完成：{short(story, 40)}\n"
-            f"1 已完成：回复“确认 {number}”\n2 没有完成：回复“没有完成 {number}”")
+    """Also the resident's open question from then on: a bare 1 or 2 answers it."""
+    return (f"【微心愿】{title}说您的心愿（编号 {number}）已经完成：{short(story, 40)}\n{IS_IT_DONE}\n"
+            f"（也可以回复“确认 {number}”或“没有完成 {number}”）")
 
 
 def resident_released(number: str) -> str:
@@ -127,7 +135,8 @@ def confirmed_reply(number: str) -> str:
 
 
 def disputed_reply(number: str) -> str:
-    return f"编号：{number}\n收到，已经告诉认领的党员和居委会，会继续帮您办。"
+    return (f"编号：{number}\n收到，已经告诉认领的党员和居委会，会继续帮您办。\n"
+            f"想说说哪里没办好，回复“回复 {number} 内容”。")
 
 
 def from_member(number: str, title: str, words: str) -> str:
@@ -170,7 +179,7 @@ def pending_list(items: list[tuple[str, str, str, datetime]]) -> str:
     lines = ["待审核的微心愿："]
     lines += [f"{i}. 编号 {number} {short(text, 20)}｜{address}｜{local_time(due)}前"
               for i, (number, text, address, due) in enumerate(items, 1)]
-    lines.append("回复“审核 编号 通过”或“审核 编号 不通过 原因”。")
+    lines.append("回复数字看详情；回复“审核 编号 通过”或“审核 编号 不通过 原因”。")
     return "\n".join(lines)
 
 
@@ -212,14 +221,18 @@ def registered(community: str, unit: str) -> str:
     return (f"报到成功：{community}，单位：{unit}。\n回复“心愿墙”看可以认领的心愿，“我的服务”看您的认领和时长。")
 
 
-def wall(community: str, items: list[tuple[str, str | None, str, str]], groups: list[tuple[str, str, int]]) -> str:
+def wall(community: str, items: list[tuple[str, str | None, str, str]], groups: list[tuple[str, str, int]],
+         first: int = 1, more: bool = False) -> str:
     if not items and not groups:
+        if first > 1:
+            return "心愿墙没有更多了。"
         return f"{community}心愿墙上现在没有等待认领的心愿，谢谢关心！"
     lines = [f"{community}心愿墙（最新在前）："]
     lines += [f"{i}. 编号 {number}｜{kind_name(kind)}｜{building}\n   {short(text, 40)}"
-              for i, (number, kind, building, text) in enumerate(items, 1)]
+              for i, (number, kind, building, text) in enumerate(items, first)]
     if items:
-        lines.append("回复“认领 编号”认领；几个人一起办，回复“认领 编号 团队”。")
+        lines.append(f"回复数字看详情；回复“认领 编号”认领；几个人一起办，回复“认领 编号 团队”。"
+                     + ("\n还有更多：回复“下一页”。" if more else ""))
     if groups:
         lines.append("团队认领中，可以加入：")
         lines += [f"· 编号 {number} {short(text, 20)}（已有{members}人）" for number, text, members in groups]
@@ -270,7 +283,11 @@ def already_in(number: str) -> str:
 
 
 def ask_hours(number: str) -> str:
-    return f"编号 {number}：这次一共用了多长时间？请回复“圆梦 {number} 说明 用时2小时”（团队填大家合计的时间）。"
+    return f"编号 {number}：这次一共用了多长时间？请回复时长，例如：2小时（团队填大家合计的时间）。"
+
+
+def hours_again(number: str) -> str:
+    return f"没看懂时长。编号 {number} 一共用了多长时间？例如：2小时、半小时、90分钟。"
 
 
 def fulfilled_reply(number: str, minutes: int, members: int) -> str:
@@ -339,3 +356,84 @@ EVENT_NAMES = {
     "disputed": "居民说没有完成", "reminded": "催办", "escalated": "督办", "released": "放回心愿墙",
     "expired": "未确认，自动结束",
 }
+
+
+# -- the chat: questions, one wish, lists ------------------------------------------------------------------------------
+OFFER = "这听起来像一个微心愿（小而实的需要，由在职党员帮您办）。\n登记为微心愿吗？\n1 是\n2 不是，按问题反映"
+OFFER_AGAIN = "请回复数字：\n1 登记为微心愿\n2 不是，按问题反映"
+OFFER_DROPPED = "好的，没有登记。有事直接打字告诉我。"
+WISH_MENU = ("请写上您的心愿（小而实的需要），例如：想请人帮忙换一下厨房的灯泡\n回复“我的心愿”看您登记过的。\n"
+             "在职党员：回复“心愿墙”看可以认领的心愿，“报到”到居住的社区报到。")
+WISH_TOO_SHORT = "请多写几个字，说说需要帮什么忙，例如：想请人帮忙换一下厨房的灯泡"
+WISH_LEFT = "好的，没有登记。想登记时回复“微心愿 内容”。"
+HOW_TO_CLAIM = "请回复“认领 编号”，编号在心愿墙上。回复“心愿墙”看看。"
+HOW_TO_WITHDRAW = "请回复“撤回 编号”，编号在“我的心愿”里。"
+HOW_TO_FULFIL = "办完请回复“圆梦 编号 说明 用时2小时”，例如：圆梦 100017 换好了灯泡 用时1小时"
+HOW_TO_JOIN = "请回复“加入 编号”，编号在心愿墙的“团队认领中”里。"
+HOW_TO_REVIEW = ("审核请回复：\n1 通过：审核 编号 通过 便民服务（或 物质帮扶、公益服务；后面可以写改过的公开内容）\n"
+                 "2 不通过：审核 编号 不通过 原因")
+HOW_TO_EDIT = "改心愿墙上的内容，请回复：修改心愿 编号 [类别] 新内容，例如：修改心愿 100017 便民服务 想请人帮忙换灯泡"
+ASK_UNIT_STEP = "欢迎报到！请回复您的工作单位，例如：区税务局"
+ASK_SKILLS = "您有什么特长？例如：水电维修、量血压。没有就回复“无”。"
+ASK_TIME = "您一般什么时间方便？例如：周末、工作日晚上。"
+WHICH_COMMUNITY_STEP = "您住在哪个社区？请回复社区的名字，例如：幸福里社区"
+TOO_LONG = "写短一点就好（20个字以内）。"
+NO_SKILLS = frozenset({"无", "没有", "暂无", "不会", "跳过", "无特长"})
+REGISTER_LEFT = "好的，先不报到。需要时回复“报到”。"
+HOURS_LEFT = "好的。办完请回复“圆梦 编号 说明 用时2小时”。"
+CONFIRM_LEFT = "好的，以后可以回复“确认 编号”或“没有完成 编号”。"
+
+
+def offer_refused(reason: str) -> str:
+    """Answered 1 but no wish can be made now (not bound, at the limit): the matter can still be a problem."""
+    return f"{reason}\n也可以回复 2，按问题反映。"
+
+
+def pick_again(first: int, last: int) -> str:
+    return f"请回复 {first} 到 {last} 的数字看那一个。"
+
+
+def confirm_again(number: str) -> str:
+    return f"编号 {number} 的心愿{IS_IT_DONE}"
+
+
+def timeline(events: list[tuple[datetime, str]]) -> str:
+    return "\n".join(f"{local_time(at)} {EVENT_NAMES.get(action, action)}" for at, action in events)
+
+
+def wish_card(number: str, status: str, kind: str | None, building: str, text: str, *, view: str,
+              claimed_by: str = "", history: str = "", address: str = "", joinable: bool = False) -> str:
+    """One wish as one person may see it. `view`: owner (the resident's own words and timeline), member (what
+    the wall shows, and how to claim), claimer, reviewer (with the household's address)."""
+    head = f"编号：{number}\n"
+    if view == "member":
+        lines = [head + f"{kind_name(kind)}｜{building}", text]
+        if status == "approved":
+            lines.append(f"认领：回复“认领 {number}”；几个人一起办：回复“认领 {number} 团队”。")
+        elif joinable:
+            lines.append(f"团队认领中，回复“加入 {number}”加入。")
+        else:
+            lines.append(STATUS_NAMES.get(status, status))
+        return "\n".join(lines)
+    lines = [head + ("您的心愿：" if view == "owner" else "心愿：") + text,
+             f"现在：{STATUS_NAMES.get(status, status)}" + (f"（{kind_name(kind)}）" if kind else "")]
+    if view == "reviewer":
+        lines.append(f"住户：{address}")
+    if claimed_by:
+        lines.append(f"认领：{claimed_by}")
+    if history:
+        lines.append(history)
+    nexts = {
+        ("owner", "submitted"): f"不需要了可以回复“撤回 {number}”。",
+        ("owner", "approved"): f"不需要了可以回复“撤回 {number}”。",
+        ("owner", "claimed"): f"和党员说话：回复“回复 {number} 内容”；愿意让他打电话给您：回复“同意留电话”。",
+        ("owner", "fulfilled"): IS_IT_DONE,
+        ("claimer", "claimed"): f"和居民说话：回复“回复 {number} 内容”。办完回复“圆梦 {number} 说明 用时2小时”。",
+        ("claimer", "fulfilled"): f"等居民确认。可以回复“回复 {number} 内容”。",
+        ("reviewer", "submitted"): f"1 通过：回复“审核 {number} 通过 便民服务”（或 物质帮扶、公益服务）\n"
+                                   f"2 不通过：回复“审核 {number} 不通过 原因”",
+    }
+    if (step := nexts.get((view, status))) is not None:
+        lines.append(step)
+    return "\n".join(lines)
+

@@ -453,6 +453,7 @@ DEMO_STAFF = {  # display name -> (role, grid code, head)
     "王网格员": ("grid_worker", "1", False),
     "陈主任": ("residents_committee", None, True),
     "刘党员": ("party_member", None, False),
+    "赵党员": ("party_member", None, False),  # the demo's wishes (handlers.wishes.seed_demo_wishes) need two
 }
 
 

@@ -2,11 +2,13 @@
 storage.writer.Unit (see handlers/wishes.py)."""
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Connection, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import address as addr
@@ -32,6 +34,39 @@ async def wish_by_ref(session: AsyncSession, ref: str) -> Wish | None:
     if len(found) > 1:
         raise AmbiguousRef(ref)
     return found[0] if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Acting:
+    """A person about to act on one wish, read in one lean round trip (repo.acting)."""
+
+    roles: frozenset[str]  # their active staff roles
+    name: str  # the name they registered (报到) with, else their Party member role's name
+    community_id: int | None  # where they registered
+    wish: object | None  # the wish's row (its table's columns), None when no wish has the number
+    claimers: list  # rows of its current claim, the one who claimed first
+
+
+_ROLES = select(Staff.role, Staff.name).where(Staff.openid == bindparam("openid"), Staff.active.is_(True))
+_REGISTERED = select(PartyMember.community_id, PartyMember.name).where(PartyMember.openid == bindparam("openid"))
+_WISH_ROW = select(Wish.__table__).where(Wish.number == bindparam("number"))
+_CLAIM_ROWS = (select(WishClaimer.__table__).where(
+    WishClaimer.wish_id == bindparam("wish_id"), WishClaimer.round == bindparam("round"),
+    WishClaimer.released_at.is_(None)).order_by(WishClaimer.lead.desc(), WishClaimer.joined_at, WishClaimer.id))
+
+
+def acting(conn: Connection, openid: str, number: str) -> Acting:
+    """Who this person is for wishes, and the wish with this number with its claim: Core reads on the hot
+    path's connection (what `actor_of`, `wish_by_number`, `claimers` and `member_names` read)."""
+    roles = conn.execute(_ROLES, {"openid": openid}).all()
+    registered = conn.execute(_REGISTERED, {"openid": openid}).first()
+    wish = conn.execute(_WISH_ROW, {"number": number}).first()
+    claimers = []
+    if wish is not None and wish.claim_round:
+        claimers = list(conn.execute(_CLAIM_ROWS, {"wish_id": wish.id, "round": wish.claim_round}).all())
+    name = (registered.name if registered else "") or next((n for r, n in roles if r == "party_member"), "")
+    return Acting(frozenset(r for r, _ in roles), name, registered.community_id if registered else None, wish,
+                  claimers)
 
 
 async def wish_by_number(session: AsyncSession, number: str) -> Wish | None:
@@ -79,17 +114,40 @@ class Home:
     address: str  # "3栋2单元501": for reviewers only
 
 
-async def resident_home(session: AsyncSession, openid: str) -> Home | None:
-    """The household a resident is bound to (confirmed or waiting for the grid worker), or None."""
-    row = (await session.execute(
-        select(Household.id, Building.id, Building.community_id, Building.name, Household.unit, Household.room)
-        .select_from(Resident).join(Household, Household.id == Resident.household_id)
-        .join(Building, Building.id == Household.building_id)
-        .where(Resident.openid == openid, Resident.status.in_(("bound", "pending"))))).first()
+# Equalities rather than IN: an IN list is expanded into the SQL at every execution, which cost a wish's read
+# on the hot path as much again (the statuses are few and fixed).
+_HOME = (select(Household.id, Building.id, Building.community_id, Building.name, Household.unit, Household.room)
+         .select_from(Resident).join(Household, Household.id == Resident.household_id)
+         .join(Building, Building.id == Household.building_id)
+         .where(Resident.openid == bindparam("openid"), or_(Resident.status == "bound", Resident.status == "pending")))
+@functools.cache
+def _home_and_open(open_statuses: tuple[str, ...]):
+    """The home and the open wishes in one statement (one round trip on the hot path): a row per open wish, or
+    one row without a number."""
+    return (_HOME.add_columns(Wish.number)
+            .outerjoin(Wish, (Wish.openid == Resident.openid) & or_(*(Wish.status == s for s in open_statuses)))
+            .order_by(Wish.created_at.desc(), Wish.id.desc()))
+
+
+def _home(row) -> Home | None:
     if row is None:
         return None
     household_id, building_id, community_id, building, unit, room = row
     return Home(household_id, building_id, community_id, building, addr.display(building, unit, room))
+
+
+async def resident_home(session: AsyncSession, openid: str) -> Home | None:
+    """The household a resident is bound to (confirmed or waiting for the grid worker), or None."""
+    return _home((await session.execute(_HOME, {"openid": openid})).first())
+
+
+def wisher(conn: Connection, openid: str, open_statuses: Collection[str]) -> tuple[Home | None, list[str]]:
+    """What a new wish needs to know of its resident, in one lean Core read (the chat's hot path): their home,
+    and the numbers of their open wishes, newest first."""
+    rows = conn.execute(_home_and_open(tuple(sorted(open_statuses))), {"openid": openid}).all()
+    if not rows:
+        return None, []
+    return _home(rows[0][:6]), [row.number for row in rows if row.number is not None]
 
 
 async def community_id_by_name(session: AsyncSession, text: str) -> int | None:
@@ -134,12 +192,12 @@ class WallItem:
     members: int = 0  # for a group claim open to join: members so far
 
 
-async def wall(session: AsyncSession, community_id: int, limit: int = 20) -> list[WallItem]:
-    """Approved, unclaimed wishes of one community, newest on the wall first."""
+async def wall(session: AsyncSession, community_id: int, limit: int = 20, offset: int = 0) -> list[WallItem]:
+    """Approved, unclaimed wishes of one community, newest on the wall first (`limit` of them from `offset`)."""
     rows = await session.execute(
         select(Wish.number, Wish.kind, Building.name, Wish.public_text).join(Building, Building.id == Wish.building_id)
         .where(Wish.community_id == community_id, Wish.status == "approved")
-        .order_by(Wish.approved_at.desc(), Wish.id.desc()).limit(limit))
+        .order_by(Wish.approved_at.desc(), Wish.id.desc()).limit(limit).offset(offset))
     return [WallItem(*row) for row in rows]
 
 

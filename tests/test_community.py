@@ -224,7 +224,8 @@ async def test_demo_seed_binds_the_demo_people_once(engine):
         staff = {(r.openid, r.role, r.grid_id, r.is_head) for r in (await s.execute(select(Staff))).scalars()}
         assert staff == {(IDENTITIES["王网格员"], "grid_worker", grid1, False),
                          (IDENTITIES["陈主任"], "residents_committee", None, True),
-                         (IDENTITIES["刘党员"], "party_member", None, False)}
+                         (IDENTITIES["刘党员"], "party_member", None, False),
+                         (IDENTITIES["赵党员"], "party_member", None, False)}
         assert (await grid_at(s, 30.582, 114.302)).id == grid1
 
 
