@@ -178,7 +178,7 @@ def bench_claims(args) -> int:
 
 
 def register(subparsers) -> None:
-    claims = subparsers.add_parser("claims", help="a burst of Party members claiming wishes at once")
+    claims = subparsers.add_parser("claims", help="党员同时认领心愿的高峰 / a burst of Party members claiming wishes")
     claims.add_argument("--members", type=int, default=1000, help="Party members, each claiming once (default 1000)")
     claims.add_argument("--wishes", type=int, default=300, help="approved wishes they claim (default 300)")
     add_setup_options(claims, skip_help="only the embedded default")

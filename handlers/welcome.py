@@ -23,7 +23,6 @@ async def subscribed(turn: Turn) -> Outcome:
     return welcome(turn)
 
 
-@router.click("HELP")
 @router.command("帮助", "help", "?", "菜单", "你好", "您好", "在吗", "hi", "hello", "开始")
 async def greet(turn: Turn) -> Outcome:
     return welcome(turn)
@@ -47,6 +46,7 @@ async def my_tickets(turn: Turn) -> Outcome:
     return await tickets.list_tickets(turn)
 
 
+@router.click("HELP")
 @router.command("使用帮助", "怎么用", "使用方法")
 async def usage(turn: Turn) -> Outcome:
     return welcome(turn, texts.HELP)

@@ -66,6 +66,7 @@ def test_the_menu_typed_out_does_what_the_menu_does():
     labels += [s["name"] for b in MENU["button"] for s in b.get("sub_button", [])]
     expected = {"反映问题": "answer:report", "我的诉求": "answer:my_tickets", "查询进度": "answer:query",
                 "绑定住址": "answer:bind", "使用帮助": "answer:help"}
+    labels.remove("微心愿")  # a command of the wishes router (tests/test_frontdesk.py: every label through the router)
     assert set(labels) == set(expected)
     for label in labels:
         assert nlp.filing(label) == expected[label]

@@ -65,3 +65,15 @@ async def test_a_message_not_clearly_a_problem_is_asked_about_first(wechat, serv
     async with service.ctx.sessions() as s:
         [text] = (await s.execute(Ticket.__table__.select().with_only_columns(Ticket.text))).scalars().all()
     assert text == "天气不错"  # the words the resident confirmed, as written
+
+
+async def test_every_menu_label_typed_out_does_what_its_click_does(wechat, service):
+    import json
+
+    menu = json.loads((Path(__file__).parents[1] / "bot" / "menu.json").read_text(encoding="utf-8"))
+    buttons = [b for top in menu["button"] for b in top.get("sub_button", [top]) if b.get("type") == "click"]
+    assert len(buttons) >= 5
+    for i, button in enumerate(buttons):
+        clicked = await wechat.push(f"r-click-{i}", "event", Event="CLICK", EventKey=button["key"])
+        typed = await wechat.send(f"r-type-{i}", button["name"])
+        assert typed == clicked, button["name"]
