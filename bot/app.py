@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -124,9 +124,7 @@ async def start_service(settings: Settings, *, now: Callable[[], datetime] = utc
                                       on_kept=service.delivery.mark_kept)
     else:
         log.warning("LINLI_WECHAT_APPID/SECRET not set: notices stay in the outbox until they are")
-    service.scheduler = Scheduler(engine, holder=worker, now=now, jobs=scheduled_jobs(
-        engine, second_after=timedelta(hours=settings.escalate_second_h),
-        rating_timeout=timedelta(hours=settings.rating_timeout_h), wish_limits=settings.wish_limits))
+    service.scheduler = Scheduler(engine, holder=worker, now=now, jobs=scheduled_jobs(engine, settings))
     if background:
         service.start_background()
     return service

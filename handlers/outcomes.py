@@ -177,3 +177,8 @@ async def tasks_done(sessions: async_sessionmaker, now: datetime) -> int:
         except Conflict:  # another process moved it first
             continue
     return moved
+
+
+def scheduled(engine, settings) -> list:
+    """This capability's jobs for the one scheduler (handlers/router.py)."""
+    return jobs(engine)

@@ -14,35 +14,39 @@ a new question. Adding a capability is its module and one `include_router` line 
 """
 from __future__ import annotations
 
-from datetime import timedelta
-
 import nlp
 from handlers import accounts, answers, console_login, outcomes, rating, staff, texts, tickets, votes, welcome, wishes
-from handlers.followup import followup_jobs
 from handlers.context import Context
 from handlers.routing import QUESTION_KEY, Router, Table, Turn, dump_question, load_question
 from handlers.types import Inbound, Outcome
 
+# The capabilities, in the order of their precedence (the first router to claim a word keeps it). Adding one is
+# its module and one line here. A module may declare STATE_KEYS (per-person keys read ahead with every message)
+# and `scheduled(engine, settings)` (its jobs for the one scheduler).
+CAPABILITIES = (
+    welcome,
+    accounts,
+    wishes,  # before staff: `回复 <a wish's number>` is the wish's, any other number a ticket's
+    staff,
+    console_login,
+    rating,
+    answers,
+    tickets,  # last: its free text files what nobody else took
+)
+BACKGROUND = (votes, outcomes)  # capabilities with jobs and no chat (yet)
+
 root = Router("linli")
-root.include_router(welcome.router)
-root.include_router(accounts.router)
-root.include_router(wishes.router)  # before staff: `回复 <a wish's number>` is the wish's, any other number a ticket's
-root.include_router(staff.router)
-root.include_router(console_login.router)
-root.include_router(rating.router)
-root.include_router(answers.router)
-root.include_router(tickets.router)
+for capability in CAPABILITIES:
+    root.include_router(capability.router)
 TABLE = Table(root)
 
 # Per-person state keys every message may need: read ahead with its dedupe claim, in the same round trip.
-PERSON_KEYS = (QUESTION_KEY, *tickets.STATE_KEYS, wishes.PHOTO)
+PERSON_KEYS = (QUESTION_KEY, *(key for c in CAPABILITIES for key in getattr(c, "STATE_KEYS", ())))
 
 
-def scheduled_jobs(engine, *, second_after: timedelta, rating_timeout: timedelta,
-                   wish_limits: wishes.Limits) -> list:
-    """Every capability's jobs, for the one scheduler: (name, interval_s, job(now))."""
-    return (followup_jobs(engine, second_after=second_after, rating_timeout=rating_timeout)
-            + wishes.jobs(engine, wish_limits) + votes.jobs(engine) + outcomes.jobs(engine))
+def scheduled_jobs(engine, settings) -> list:
+    """Every capability's jobs, for the one scheduler: (name, interval_s, job(now)). `settings`: bot.config's."""
+    return [job for c in CAPABILITIES + BACKGROUND if hasattr(c, "scheduled") for job in c.scheduled(engine, settings)]
 
 
 async def route(msg: Inbound, ctx: Context, *, over_limit: bool = False) -> Outcome:

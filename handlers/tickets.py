@@ -14,6 +14,7 @@ from sqlalchemy import delete, update
 
 import nlp
 from handlers import dispatch, hotspots, texts, ticket_rules
+from handlers.followup import followup_jobs
 from handlers.notify import notify
 from handlers.routing import Dialogue, Router, Turn
 from handlers.types import Outcome
@@ -34,6 +35,12 @@ DOUBLE_SEND_S = 60  # the same words again this soon are a double tap or a resen
 EMERGENCY_AGAIN_S = 600  # another emergency message of the same kind this soon belongs to the first ticket
 _MIN_COMPLAINT_CHARS = 5  # shorter and without a single keyword: not understood, ask instead of filing
 _HAN = re.compile("[\u3400-\u9fff]")
+
+
+def scheduled(engine, settings) -> list:
+    """The follow-up jobs (reminders, 督办, unrated tickets closed): handlers/followup.py."""
+    return followup_jobs(engine, second_after=timedelta(hours=settings.escalate_second_h),
+                         rating_timeout=timedelta(hours=settings.rating_timeout_h))
 
 
 def _handler_name(route: str) -> str:

@@ -620,3 +620,8 @@ async def finalise_due(sessions: async_sessionmaker, now: datetime) -> int:
 __all__ = ["VoteSpec", "VoteError", "open_vote", "cast_ballot", "paper_ballot", "close_vote", "finalise_vote",
            "annul_vote", "object_to", "answer_objection", "result_document", "bulletin", "participation_view",
            "jobs"]
+
+
+def scheduled(engine, settings) -> list:
+    """This capability's jobs for the one scheduler (handlers/router.py)."""
+    return jobs(engine)

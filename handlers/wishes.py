@@ -704,6 +704,7 @@ fulfilling = router.dialogue(Dialogue("wishes.fulfil", exit_reply=T.HOURS_LEFT))
 
 WISH_KEY = "WISH"  # menu CLICK key (bot/menu.json)
 PHOTO = "wish_photo:"  # + openid: the wish the next picture belongs to (a resident's new wish, a member's 圆梦)
+STATE_KEYS = (PHOTO,)  # read ahead with every message (handlers/router.py)
 WALL_PAGE = 5  # wishes per page of the wall: a phone screen
 DOUBLE_SEND_S = 60  # the same wish again this soon is a double tap, not a second wish
 _N = r"(\d{6,12})"  # a wish's number as people type it
@@ -1406,3 +1407,8 @@ async def seed_demo_wishes(engine: AsyncEngine, identities: Mapping[str, str], n
         await writer.stop()
         if own_ids:
             await ids.settled()
+
+
+def scheduled(engine, settings) -> list:
+    """This capability's jobs for the one scheduler (handlers/router.py)."""
+    return jobs(engine, settings.wish_limits)
