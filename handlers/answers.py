@@ -8,16 +8,15 @@ tickets' intake, which files what is left.
 """
 from __future__ import annotations
 
-import re
 
 from handlers import accounts, texts, tickets, welcome
+from handlers.normalise import has_han
 from handlers.routing import Dialogue, Router, Turn
 from handlers.types import Outcome
 from storage.community import community_of
 
 router = Router("answers")
 confirm = router.dialogue(Dialogue("answers", exit_reply=texts.NOT_A_PROBLEM))
-_HAN = re.compile("[\u3400-\u9fff]")
 _YES, _NO = {"1", "是", "是的", "对", "要", "记下来"}, {"2", "不是", "不", "不用", "否", "没有"}
 
 
@@ -29,7 +28,7 @@ async def by_filing(turn: Turn) -> Outcome | None:
     if filing == "file":
         return None
     if filing == "ask":
-        if not _HAN.search(turn.text):
+        if not has_han(turn.text):
             return None  # "asdf", "???": tickets shows the menu
         if (last := await tickets.last_ticket(turn)) is not None:
             return tickets.attach_words(turn, *last)  # 就在3栋门口, right after the report: part of it

@@ -44,3 +44,11 @@ def command_words(text: str) -> str:
     """A normalised text as commands are matched: leading and trailing punctuation and emoji trimmed
     (我的诉求。 -> 我的诉求, 【查询】100038 stays itself inside)."""
     return _EDGE.sub("", text)
+
+
+_HAN = re.compile("[\u3400-\u9fff]")
+
+
+def has_han(text: str) -> bool:
+    """Whether there is a Chinese character in it: without one, a message ("ok", "???", "asdf") names no problem."""
+    return _HAN.search(text) is not None

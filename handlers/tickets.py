@@ -16,6 +16,7 @@ import nlp
 from handlers import dispatch, hotspots, texts, ticket_rules
 from handlers.followup import followup_jobs
 from handlers.notify import notify
+from handlers.normalise import has_han
 from handlers.routing import Dialogue, Router, Turn
 from handlers.types import Outcome
 from storage import tickets as repo
@@ -34,7 +35,6 @@ HAS_TICKETS_S = 180 * 86400  # longer than any ticket stays open
 DOUBLE_SEND_S = 60  # the same words again this soon are a double tap or a resend, not a second matter
 EMERGENCY_AGAIN_S = 600  # another emergency message of the same kind this soon belongs to the first ticket
 _MIN_COMPLAINT_CHARS = 5  # shorter and without a single keyword: not understood, ask instead of filing
-_HAN = re.compile("[\u3400-\u9fff]")
 
 
 def scheduled(engine, settings) -> list:
@@ -58,7 +58,7 @@ async def free_text(turn: Turn) -> Outcome:
     verdict = turn.verdict
     if verdict.intent == "smalltalk":
         return Outcome(texts.SMALLTALK)
-    if not _HAN.search(text) or (not verdict.keywords and len(text) < _MIN_COMPLAINT_CHARS):
+    if not has_han(text) or (not verdict.keywords and len(text) < _MIN_COMPLAINT_CHARS):
         turn.ask("welcome:menu")
         return Outcome(texts.NOT_UNDERSTOOD)  # a fragment, an English word, a stray emoji: ask, file nothing
     if verdict.intent == "status":
