@@ -8,7 +8,6 @@ tickets' intake, which files what is left.
 """
 from __future__ import annotations
 
-
 from handlers import accounts, texts, tickets, welcome
 from handlers.normalise import has_han
 from handlers.routing import Dialogue, Router, Turn
